@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs the Debian packages a purpose needs, and only those missing, so
+# that a second `make test` costs nothing.  Usage: deps.sh build|test|bench|run
+set -eu
+
+build="gcc make nginx nginx-dev libpcre3-dev zlib1g-dev libssl-dev
+       libcmocka-dev libhiredis-dev pkg-config"
+test="$build python3 python3-pytest python3-requests python3-redis
+      redis-server redis-tools curl procps"
+run="$build curl"
+bench="$test wrk valgrind nginx libnginx-mod-http-lua python3-matplotlib"
+
+case "${1:-build}" in
+    build) want=$build ;;
+    test)  want=$test ;;
+    run)   want=$run ;;
+    bench) want=$bench ;;
+    *) echo "deps.sh: unknown purpose \"$1\"" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps.sh: missing packages:$missing; run as root or install them" >&2
+    exit 1
+fi
+echo "deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
