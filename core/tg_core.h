@@ -36,6 +36,12 @@ typedef int64_t  tg_mtok_t;
 
 #define TG_PRIORITY_MAX          2
 
+/* a refill counts at most this much elapsed time */
+#define TG_ELAPSED_MAX_MS        86400000
+
+/* a time before any other: "no hold", "never denied" */
+#define TG_MSEC_NEVER            INT64_MIN
+
 #define TG_OK                    0
 #define TG_ERROR                 -1
 
@@ -131,6 +137,8 @@ int tg_cluster_emergency_active(tg_cluster_t *c,
  * Operator control: on (for ttl_ms, or the configured TTL when 0), off
  * (and automatic mode held off for the configured TTL, so that an
  * operator's "off" is not undone a moment later), or auto (release).
+ * mode TG_EMERGENCY_AUTO releases whatever "on" says; any other mode
+ * switches a manual emergency on or off by "on".
  */
 void tg_cluster_emergency_set(tg_cluster_t *c, const tg_cluster_conf_t *cc,
     tg_emergency_e mode, int on, tg_msec_t ttl_ms, tg_msec_t now_ms);
@@ -213,7 +221,11 @@ int tg_acquire(tg_cluster_t *c, const tg_cluster_conf_t *cc, tg_app_t *a,
 void tg_settle(tg_cluster_t *c, const tg_cluster_conf_t *cc, tg_app_t *a,
     const tg_app_conf_t *ac, int64_t delta_tokens, tg_msec_t now_ms);
 
-/* operator borrow: tokens now, debt with interest; returns tokens lent */
+/*
+ * Operator borrow: tokens put into the guaranteed bucket now, debt with
+ * interest; returns tokens lent.  The cluster pool is charged when the
+ * lent tokens are spent by tg_acquire(), not here, so it is charged once.
+ */
 uint64_t tg_borrow(tg_cluster_t *c, const tg_cluster_conf_t *cc, tg_app_t *a,
     const tg_app_conf_t *ac, uint64_t tokens, tg_msec_t now_ms);
 
@@ -224,8 +236,13 @@ uint64_t tg_repay(tg_app_t *a, const tg_app_conf_t *ac, uint64_t tokens,
 
 /* L3: the gateway's lease (DESIGN §3) */
 
+#define TG_LEASE_MIN_TOKENS_DEFAULT     16
+#define TG_LEASE_MAX_TOKENS_DEFAULT     100000
 #define TG_LEASE_HORIZON_MS_DEFAULT     200
 #define TG_LEASE_LOW_PERMILLE_DEFAULT   200
+
+/* demand is sampled over epochs of this length */
+#define TG_LEASE_EPOCH_MS               100
 
 typedef struct {
     uint64_t              min_tokens;
@@ -258,6 +275,12 @@ void tg_lease_conf_default(tg_lease_conf_t *lc);
 void tg_lease_init(tg_lease_t *l, const tg_lease_conf_t *lc,
     tg_msec_t now_ms);
 
+/*
+ * HIT_REFILL and MISS set refill_inflight: the caller that sees
+ * HIT_REFILL starts the refill; on MISS it starts one only if
+ * refill_inflight was clear before the call, otherwise one is on its
+ * way.  Paid and missed costs both count as demand; denied ones do not.
+ */
 tg_lease_decision_e tg_lease_take(tg_lease_t *l, const tg_lease_conf_t *lc,
     uint64_t cost_tokens, tg_msec_t now_ms);
 
