@@ -1,0 +1,992 @@
+/*
+ * Copyright (C) Tollgate developers
+ *
+ * The request path: the application id, the cost, the decision against
+ * the state kept in shared memory, the refusal, and the settlement of an
+ * estimated body in the log phase.  Also the zone itself: its tree of
+ * clusters and applications and the eviction of idle applications.
+ */
+
+
+#include <time.h>
+
+#include "ngx_http_tollgate_module.h"
+
+
+static ngx_http_tollgate_ctx_t *ngx_http_tollgate_get_ctx(
+    ngx_http_request_t *r);
+static ngx_http_tollgate_ctx_t *ngx_http_tollgate_create_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_tollgate_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_tollgate_refuse(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    ngx_http_tollgate_decision_e decision);
+static ngx_int_t ngx_http_tollgate_reject(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    tg_grant_t *grant, uint64_t remaining_tokens);
+static ngx_int_t ngx_http_tollgate_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *body, size_t len);
+static ngx_int_t ngx_http_tollgate_add_header(ngx_http_request_t *r,
+    char *name, u_char *value, size_t len);
+static u_char *ngx_http_tollgate_policy(u_char *p, u_char *last,
+    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app);
+static uint64_t ngx_http_tollgate_remaining(tg_cluster_t *c,
+    tg_app_t *a, tg_layer_e layer);
+static void ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
+    struct timespec *start);
+static ngx_int_t ngx_http_tollgate_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static void ngx_http_tollgate_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_http_tollgate_keycmp(ngx_http_tollgate_node_t *a,
+    ngx_http_tollgate_node_t *b);
+static void ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_log_t *log);
+
+
+ngx_str_t  ngx_http_tollgate_decision_names[] = {
+    ngx_string("allowed"),
+    ngx_string("rejected"),
+    ngx_string("dry_run"),
+    ngx_string("missing_app"),
+    ngx_string("invalid_app"),
+    ngx_string("unknown_app"),
+    ngx_null_string
+};
+
+
+#define NGX_HTTP_TOLLGATE_VAR_COST      0
+#define NGX_HTTP_TOLLGATE_VAR_DECISION  1
+#define NGX_HTTP_TOLLGATE_VAR_LAYER     2
+
+
+static ngx_http_variable_t  ngx_http_tollgate_vars[] = {
+
+    { ngx_string("tollgate_cost"), NULL, ngx_http_tollgate_variable,
+      NGX_HTTP_TOLLGATE_VAR_COST, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("tollgate_decision"), NULL, ngx_http_tollgate_variable,
+      NGX_HTTP_TOLLGATE_VAR_DECISION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("tollgate_layer"), NULL, ngx_http_tollgate_variable,
+      NGX_HTTP_TOLLGATE_VAR_LAYER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+/* upper bounds of the check duration histogram, in nanoseconds */
+
+static const uint64_t  ngx_http_tollgate_hist_ns[] = {
+    5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000
+};
+
+
+ngx_int_t
+ngx_http_tollgate_handler(ngx_http_request_t *r)
+{
+    off_t                           body_bytes;
+    uint64_t                        remaining;
+    ngx_int_t                       rc;
+    ngx_str_t                       id;
+    tg_grant_t                      grant;
+    tg_msec_t                       now_ms;
+    struct timespec                 start;
+    tg_cost_profile_t              *profile;
+    ngx_http_tollgate_ctx_t        *ctx;
+    ngx_http_tollgate_app_t        *app;
+    ngx_http_tollgate_node_t       *cnode, *anode;
+    ngx_http_tollgate_zone_t       *zone;
+    ngx_http_tollgate_loc_conf_t   *lcf;
+    ngx_http_tollgate_main_conf_t  *mcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tollgate_module);
+
+    if (!lcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    /* a request decided before an internal redirect is not charged twice */
+
+    if (ngx_http_tollgate_get_ctx(r) != NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_tollgate_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_complex_value(r, lcf->app, &id) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (id.len == 0) {
+        return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                        NGX_HTTP_TOLLGATE_MISSING_APP);
+    }
+
+    if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
+        return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                        NGX_HTTP_TOLLGATE_INVALID_APP);
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tollgate_module);
+
+    app = ngx_http_tollgate_find_app(mcf, &id);
+    if (app == NULL) {
+        ctx->app = id;
+        return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                        NGX_HTTP_TOLLGATE_UNKNOWN_APP);
+    }
+
+    /*
+     * The cost comes from what the gateway sees: the method and the
+     * declared length.  A body without a length is charged an estimate
+     * now and settled in the log phase on the bytes actually received.
+     */
+
+    body_bytes = 0;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        if (r->headers_in.content_length_n >= 0) {
+            body_bytes = r->headers_in.content_length_n;
+
+        } else if (r->headers_in.chunked) {
+            body_bytes = lcf->chunked_estimate;
+            ctx->estimated = 1;
+        }
+    }
+
+    profile = app->profile ? &app->profile->cost : &lcf->cost;
+
+    ctx->app = app->id;
+    ctx->app_conf = app;
+    ctx->cluster = lcf->cluster;
+    ctx->zone = lcf->shm_zone->data;
+    ctx->profile = profile;
+    ctx->charged_bytes = body_bytes;
+    ctx->cost_tokens = tg_cost_tokens(profile, (uint64_t) body_bytes);
+
+    zone = ctx->zone;
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &start);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_node_locked(zone, lcf->cluster, NULL, now_ms,
+                                          r->connection->log);
+    anode = ngx_http_tollgate_node_locked(zone, lcf->cluster, app, now_ms,
+                                          r->connection->log);
+
+    if (cnode == NULL || anode == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        /* no state to decide on: admit rather than fail the request */
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "tollgate zone \"%V\" has no room for app \"%V\" "
+                      "in cluster \"%V\", request admitted",
+                      &zone->name, &app->id, &lcf->cluster->id);
+
+        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+        return NGX_DECLINED;
+    }
+
+    (void) tg_acquire(&cnode->u.cluster, &lcf->cluster->conf, &anode->u.app,
+                      &app->conf, ctx->cost_tokens, ctx->cost_tokens, now_ms,
+                      &grant);
+
+    if (grant.granted_tokens) {
+        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+        ctx->charged = 1;
+        anode->cost_tokens += ctx->cost_tokens;
+        cnode->cost_tokens += ctx->cost_tokens;
+
+    } else {
+        ctx->decision = lcf->dry_run ? NGX_HTTP_TOLLGATE_DRY_RUN
+                                     : NGX_HTTP_TOLLGATE_REJECTED;
+    }
+
+    anode->requests[ctx->decision]++;
+    cnode->requests[ctx->decision]++;
+
+    ctx->layer = grant.layer;
+
+    remaining = (grant.granted_tokens == 0 || lcf->headers)
+                ? ngx_http_tollgate_remaining(&cnode->u.cluster,
+                                              &anode->u.app, grant.layer)
+                : 0;
+
+    ngx_http_tollgate_observe(zone->sh, &start);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (ctx->decision == NGX_HTTP_TOLLGATE_REJECTED) {
+        return ngx_http_tollgate_reject(r, lcf, ctx, &grant, remaining);
+    }
+
+    if (ctx->decision == NGX_HTTP_TOLLGATE_DRY_RUN) {
+        ngx_log_error(lcf->log_level, r->connection->log, 0,
+                      "tollgate would reject app \"%V\" in cluster \"%V\" "
+                      "at the %s layer, cost %uL tokens (dry run)",
+                      &app->id, &lcf->cluster->id, tg_layer_name(grant.layer),
+                      (unsigned long long) ctx->cost_tokens);
+        return NGX_DECLINED;
+    }
+
+    if (lcf->headers) {
+        u_char  buf[NGX_INT64_LEN + 64];
+
+        rc = ngx_http_tollgate_add_header(r, "RateLimit", buf,
+                 ngx_snprintf(buf, sizeof(buf), "\"%s\";r=%uL;t=1",
+                              tg_layer_name(grant.layer),
+                              (unsigned long long) remaining)
+                 - buf);
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The log phase trues up a body charged on an estimate or cut short:
+ * more bytes than estimated become debt, fewer are given back.
+ */
+
+ngx_int_t
+ngx_http_tollgate_log_handler(ngx_http_request_t *r)
+{
+    off_t                      received_bytes;
+    int64_t                    delta_tokens;
+    tg_msec_t                  now_ms;
+    ngx_http_tollgate_ctx_t   *ctx;
+    ngx_http_tollgate_node_t  *cnode, *anode;
+    ngx_http_tollgate_zone_t  *zone;
+
+    ctx = ngx_http_tollgate_get_ctx(r);
+
+    if (ctx == NULL || !ctx->charged || ctx->charged_bytes == 0) {
+        return NGX_OK;
+    }
+
+    if (ctx->estimated) {
+        received_bytes = ngx_max(r->headers_in.content_length_n, 0);
+
+    } else if (r->request_body && r->request_body->rest > 0) {
+        received_bytes = ngx_max(ctx->charged_bytes
+                                 - r->request_body->rest, 0);
+
+    } else {
+        return NGX_OK;
+    }
+
+    delta_tokens = (int64_t) tg_cost_tokens(ctx->profile,
+                                            (uint64_t) received_bytes)
+                   - (int64_t) ctx->cost_tokens;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "tollgate settle app \"%V\": %O bytes received, "
+                   "%O charged, %L tokens",
+                   &ctx->app, received_bytes, ctx->charged_bytes,
+                   delta_tokens);
+
+    if (delta_tokens == 0) {
+        return NGX_OK;
+    }
+
+    zone = ctx->zone;
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, now_ms,
+                                          r->connection->log);
+    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, ctx->app_conf,
+                                          now_ms, r->connection->log);
+
+    if (cnode != NULL && anode != NULL) {
+        tg_settle(&cnode->u.cluster, &ctx->cluster->conf, &anode->u.app,
+                  &ctx->app_conf->conf, delta_tokens, now_ms);
+
+        anode->cost_tokens += delta_tokens;
+        cnode->cost_tokens += delta_tokens;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The context must outlive an internal redirect, which clears r->ctx:
+ * a pool cleanup holds it and is searched for when r->ctx lost it.
+ */
+
+static ngx_http_tollgate_ctx_t *
+ngx_http_tollgate_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_tollgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_tollgate_module);
+
+    if (ctx != NULL || !r->internal) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_tollgate_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_tollgate_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_tollgate_ctx_t *
+ngx_http_tollgate_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_tollgate_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_tollgate_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_tollgate_ctx_t));
+
+    cln->handler = ngx_http_tollgate_ctx_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_tollgate_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_tollgate_ctx_cleanup(void *data)
+{
+    /* nothing to free: the handler only marks the cleanup as ours */
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_refuse(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    ngx_http_tollgate_decision_e decision)
+{
+    ngx_str_t                  body;
+    ngx_uint_t                 status;
+    ngx_http_tollgate_zone_t  *zone;
+
+    ctx->decision = decision;
+
+    zone = lcf->shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    zone->sh->refused[decision]++;
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    switch (decision) {
+
+    case NGX_HTTP_TOLLGATE_MISSING_APP:
+        status = lcf->missing_status;
+        ngx_str_set(&body, "{\"error\":\"missing_app\",\"message\":"
+                           "\"the request names no application\"}\n");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "tollgate refused a request with no application id");
+        break;
+
+    case NGX_HTTP_TOLLGATE_INVALID_APP:
+        status = lcf->missing_status;
+        ngx_str_set(&body, "{\"error\":\"invalid_app\",\"message\":"
+                           "\"an application id is 1 to 64 characters of "
+                           "A-Z a-z 0-9 . _ -\"}\n");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "tollgate refused a malformed application id "
+                      "of %uz bytes", ngx_min(ctx->app.len, 4096));
+        break;
+
+    default: /* NGX_HTTP_TOLLGATE_UNKNOWN_APP */
+        status = lcf->unknown_status;
+        ngx_str_set(&body, "{\"error\":\"unknown_app\",\"message\":"
+                           "\"the application is not declared\"}\n");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "tollgate refused unknown app \"%V\"", &ctx->app);
+        break;
+    }
+
+    return ngx_http_tollgate_send(r, status, body.data, body.len);
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_reject(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    tg_grant_t *grant, uint64_t remaining_tokens)
+{
+    u_char       *p, *last, *body;
+    size_t        len;
+    ngx_int_t     rc;
+    const char   *layer;
+    ngx_msec_t    retry_s;
+
+    layer = tg_layer_name(grant->layer);
+
+    /* whole seconds, rounded up, never below one (RFC 9110 Retry-After) */
+
+    retry_s = (ngx_msec_t) ((grant->retry_after_ms + 999) / 1000);
+    if (retry_s == 0) {
+        retry_s = 1;
+    }
+
+    ngx_log_error(lcf->log_level, r->connection->log, 0,
+                  "tollgate rejected app \"%V\" in cluster \"%V\" at the "
+                  "%s layer, cost %uL tokens, retry in %M s%s",
+                  &ctx->app, &ctx->cluster->id, layer,
+                  (unsigned long long) ctx->cost_tokens, retry_s,
+                  grant->emergency ? " (emergency)" : "");
+
+    len = 512;
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = body + len;
+
+    p = ngx_snprintf(body, last - body, "%M", retry_s);
+    rc = ngx_http_tollgate_add_header(r, "Retry-After", body, p - body);
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_http_tollgate_policy(body, last, ctx->cluster, ctx->app_conf);
+    rc = ngx_http_tollgate_add_header(r, "RateLimit-Policy", body, p - body);
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_snprintf(body, last - body, "\"%s\";r=%uL;t=%M", layer,
+                     (unsigned long long) remaining_tokens, retry_s);
+    rc = ngx_http_tollgate_add_header(r, "RateLimit", body, p - body);
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the header values were copied: the buffer is free for the body */
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_snprintf(body, len,
+                     "{\"error\":\"rate_limited\",\"app\":\"%V\","
+                     "\"layer\":\"%s\",\"retry_after\":%M%s}\n",
+                     &ctx->app, layer, retry_s,
+                     grant->emergency ? ",\"emergency\":true" : "");
+
+    return ngx_http_tollgate_send(r, lcf->reject_status, body, p - body);
+}
+
+
+/*
+ * Sends a complete JSON response from a phase handler.  The request is
+ * finalized here, so the caller returns NGX_DONE and the phase engine
+ * stops.
+ */
+
+static ngx_int_t
+ngx_http_tollgate_send(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
+    size_t len)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 type = ngx_string("application/json");
+    ngx_http_complex_value_t  cv;
+
+    ngx_memzero(&cv, sizeof(ngx_http_complex_value_t));
+
+    cv.value.data = body;
+    cv.value.len = len;
+
+    rc = ngx_http_send_response(r, status, &type, &cv);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_add_header(ngx_http_request_t *r, char *name,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, len);
+    if (h->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(h->value.data, value, len);
+    h->value.len = len;
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+
+    return NGX_OK;
+}
+
+
+/* one named policy per layer that applies to the application */
+
+static u_char *
+ngx_http_tollgate_policy(u_char *p, u_char *last,
+    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app)
+{
+    tg_msec_t  window_s;
+
+    window_s = ngx_max(app->conf.bucket_ms / 1000, 1);
+
+    p = ngx_slprintf(p, last, "\"guaranteed\";q=%uL;w=%L",
+                     (unsigned long long) app->conf.guaranteed_tps,
+                     (long long) window_s);
+
+    if (app->conf.burst_tps > app->conf.guaranteed_tps) {
+        p = ngx_slprintf(p, last, ", \"burst\";q=%uL;w=%L",
+                         (unsigned long long) app->conf.burst_tps,
+                         (long long) window_s);
+    }
+
+    if (app->conf.max_borrow_tokens) {
+        p = ngx_slprintf(p, last, ", \"debt\";q=%uL",
+                         (unsigned long long) app->conf.max_borrow_tokens);
+    }
+
+    return ngx_slprintf(p, last, ", \"cluster\";q=%uL;w=1",
+                        (unsigned long long) cluster->conf.capacity_tps);
+}
+
+
+/* what is left, in whole tokens, at the layer that decided */
+
+static uint64_t
+ngx_http_tollgate_remaining(tg_cluster_t *c, tg_app_t *a, tg_layer_e layer)
+{
+    tg_mtok_t  level_mtok;
+
+    switch (layer) {
+
+    case TG_LAYER_CLUSTER:
+        level_mtok = c->pool.level_mtok;
+        break;
+
+    case TG_LAYER_BURST:
+        level_mtok = a->burst.level_mtok;
+        break;
+
+    case TG_LAYER_DEBT:
+        level_mtok = 0;
+        break;
+
+    default:
+        level_mtok = a->guaranteed.level_mtok;
+        break;
+    }
+
+    return level_mtok > 0 ? (uint64_t) level_mtok / TG_MTOK_PER_TOKEN : 0;
+}
+
+
+static void
+ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
+    struct timespec *start)
+{
+    int64_t          ns;
+    ngx_uint_t       i;
+    struct timespec  end;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &end);
+
+    ns = (int64_t) (end.tv_sec - start->tv_sec) * 1000000000
+         + (end.tv_nsec - start->tv_nsec);
+
+    if (ns < 0) {
+        ns = 0;
+    }
+
+    for (i = 0; i < NGX_HTTP_TOLLGATE_HIST_BUCKETS; i++) {
+        if ((uint64_t) ns <= ngx_http_tollgate_hist_ns[i]) {
+            break;
+        }
+    }
+
+    sh->hist[i]++;
+    sh->hist_sum_ns += (uint64_t) ns;
+}
+
+
+uint64_t
+ngx_http_tollgate_hist_bound_ns(ngx_uint_t i)
+{
+    return ngx_http_tollgate_hist_ns[i];
+}
+
+
+ngx_int_t
+ngx_http_tollgate_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_tollgate_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    const char               *name;
+    ngx_http_tollgate_ctx_t  *ctx;
+
+    ctx = ngx_http_tollgate_get_ctx(r->main);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_HTTP_TOLLGATE_VAR_COST:
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%uL", (unsigned long long) ctx->cost_tokens)
+                 - p;
+        break;
+
+    case NGX_HTTP_TOLLGATE_VAR_DECISION:
+        v->data = ngx_http_tollgate_decision_names[ctx->decision].data;
+        v->len = ngx_http_tollgate_decision_names[ctx->decision].len;
+        break;
+
+    default: /* NGX_HTTP_TOLLGATE_VAR_LAYER */
+        name = ctx->layer == TG_LAYER_NONE ? "" : tg_layer_name(ctx->layer);
+        v->data = (u_char *) name;
+        v->len = ngx_strlen(name);
+        break;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the zone */
+
+ngx_int_t
+ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_tollgate_zone_t  *ozone = data;
+
+    size_t                     len;
+    ngx_http_tollgate_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    /* a reload keeps the state: the new cycle adopts the old zone */
+
+    if (ozone) {
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_alloc(zone->shpool,
+                              sizeof(ngx_http_tollgate_shctx_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(zone->sh, sizeof(ngx_http_tollgate_shctx_t));
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_tollgate_rbtree_insert_value);
+
+    ngx_queue_init(&zone->sh->lru);
+
+    len = sizeof(" in tollgate zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in tollgate zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is reported once by the eviction, not by the slab */
+
+    zone->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Finds, or creates, the node of a cluster (app == NULL) or of an
+ * application within a cluster.  The zone mutex must be held; nodes are
+ * only valid until it is released, since another worker may evict them.
+ */
+
+ngx_http_tollgate_node_t *
+ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app,
+    tg_msec_t now_ms, ngx_log_t *log)
+{
+    size_t                     n;
+    uint32_t                   hash;
+    ngx_int_t                  rc;
+    ngx_uint_t                 tries;
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_http_tollgate_node_t  *tn, probe;
+
+    probe.is_cluster = app == NULL;
+    probe.cluster_len = (u_char) cluster->id.len;
+    probe.app_len = app ? (u_char) app->id.len : 0;
+
+    hash = (uint32_t) cluster->hash;
+    if (app) {
+        hash = hash * 31 + (uint32_t) app->hash;
+    }
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        tn = (ngx_http_tollgate_node_t *) &node->color;
+
+        rc = ngx_http_tollgate_keycmp(&probe, tn);
+
+        if (rc == 0) {
+            rc = ngx_memcmp(cluster->id.data, tn->key, cluster->id.len);
+        }
+
+        if (rc == 0 && app) {
+            rc = ngx_memcmp(app->id.data, tn->key + tn->cluster_len,
+                            app->id.len);
+        }
+
+        if (rc == 0) {
+            if (app) {
+                ngx_queue_remove(&tn->queue);
+                ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
+            }
+
+            tn->last_ms = (ngx_msec_t) now_ms;
+            return tn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    n = offsetof(ngx_rbtree_node_t, color)
+        + offsetof(ngx_http_tollgate_node_t, key)
+        + probe.cluster_len + probe.app_len;
+
+    for (tries = 0; /* void */; tries++) {
+        node = ngx_slab_alloc_locked(zone->shpool, n);
+
+        if (node != NULL || tries == 3 || ngx_queue_empty(&zone->sh->lru)) {
+            break;
+        }
+
+        ngx_http_tollgate_evict_locked(zone, log);
+    }
+
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->key = hash;
+
+    tn = (ngx_http_tollgate_node_t *) &node->color;
+
+    ngx_memzero(&tn->u, sizeof(tn->u));
+    ngx_memzero(tn->requests, sizeof(tn->requests));
+
+    tn->is_cluster = probe.is_cluster;
+    tn->cluster_len = probe.cluster_len;
+    tn->app_len = probe.app_len;
+    tn->last_ms = (ngx_msec_t) now_ms;
+    tn->cost_tokens = 0;
+
+    ngx_memcpy(tn->key, cluster->id.data, cluster->id.len);
+
+    if (app) {
+        ngx_memcpy(tn->key + tn->cluster_len, app->id.data, app->id.len);
+        tg_app_init(&tn->u.app, &app->conf, now_ms);
+        ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
+        zone->sh->apps++;
+
+    } else {
+        /* clusters are few and never evicted */
+        tg_cluster_init(&tn->u.cluster, &cluster->conf, now_ms);
+        ngx_queue_init(&tn->queue);
+        zone->sh->clusters++;
+    }
+
+    ngx_rbtree_insert(&zone->sh->rbtree, node);
+
+    return tn;
+}
+
+
+static void
+ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_uint_t                 n;
+    ngx_queue_t               *q;
+    ngx_rbtree_node_t         *node;
+    ngx_http_tollgate_node_t  *tn;
+
+    if (!zone->sh->full_logged) {
+        zone->sh->full_logged = 1;
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "tollgate zone \"%V\" is full, evicting the least "
+                      "recently used applications; a larger zone keeps "
+                      "more state", &zone->name);
+    }
+
+    /* two at a time, so that a steady stream of new ids stays cheap */
+
+    for (n = 0; n < 2 && !ngx_queue_empty(&zone->sh->lru); n++) {
+        q = ngx_queue_last(&zone->sh->lru);
+        ngx_queue_remove(q);
+
+        tn = ngx_queue_data(q, ngx_http_tollgate_node_t, queue);
+        node = (ngx_rbtree_node_t *)
+                   ((u_char *) tn - offsetof(ngx_rbtree_node_t, color));
+
+        ngx_rbtree_delete(&zone->sh->rbtree, node);
+        ngx_slab_free_locked(zone->shpool, node);
+
+        zone->sh->apps--;
+        zone->sh->evictions++;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_keycmp(ngx_http_tollgate_node_t *a,
+    ngx_http_tollgate_node_t *b)
+{
+    if (a->is_cluster != b->is_cluster) {
+        return (ngx_int_t) a->is_cluster - (ngx_int_t) b->is_cluster;
+    }
+
+    if (a->cluster_len != b->cluster_len) {
+        return (ngx_int_t) a->cluster_len - (ngx_int_t) b->cluster_len;
+    }
+
+    return (ngx_int_t) a->app_len - (ngx_int_t) b->app_len;
+}
+
+
+static void
+ngx_http_tollgate_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_int_t                  rc;
+    ngx_rbtree_node_t        **p;
+    ngx_http_tollgate_node_t  *tn, *tt;
+
+    for ( ;; ) {
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            tn = (ngx_http_tollgate_node_t *) &node->color;
+            tt = (ngx_http_tollgate_node_t *) &temp->color;
+
+            rc = ngx_http_tollgate_keycmp(tn, tt);
+
+            if (rc == 0) {
+                rc = ngx_memcmp(tn->key, tt->key,
+                                tn->cluster_len + tn->app_len);
+            }
+
+            p = (rc < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}

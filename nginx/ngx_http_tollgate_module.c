@@ -1,0 +1,1148 @@
+/*
+ * Copyright (C) Tollgate developers
+ *
+ * Configuration of the Tollgate module: directives, their parsing and
+ * checking, and the registration of the phase handlers.  The request
+ * path is in ngx_http_tollgate_handler.c, the status and metrics pages
+ * in ngx_http_tollgate_report.c.
+ */
+
+
+#include "ngx_http_tollgate_module.h"
+
+
+static ngx_int_t ngx_http_tollgate_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_tollgate_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_tollgate_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+
+static char *ngx_http_tollgate_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tollgate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tollgate_cost(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tollgate_cost_profile(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_tollgate_app(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tollgate_cluster_capacity(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_tollgate_report(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tollgate_status_code(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+
+static ngx_int_t ngx_http_tollgate_parse_cost(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_str_t *value, tg_cost_profile_t *cost);
+static ngx_int_t ngx_http_tollgate_parse_tokens(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_str_t *value, size_t skip, uint64_t *tokens);
+static void ngx_http_tollgate_bad_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, const char *why);
+
+
+static ngx_conf_enum_t  ngx_http_tollgate_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_tollgate_commands[] = {
+
+    { ngx_string("tollgate_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_tollgate_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_tollgate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, cluster_id),
+      NULL },
+
+    { ngx_string("tollgate_cost"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_tollgate_cost,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_cost_profile"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_tollgate_cost_profile,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_app"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_tollgate_app,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_cluster_capacity"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_tollgate_cluster_capacity,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, dry_run),
+      NULL },
+
+    { ngx_string("tollgate_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, headers),
+      NULL },
+
+    { ngx_string("tollgate_missing_app_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tollgate_status_code,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, missing_status),
+      NULL },
+
+    { ngx_string("tollgate_unknown_app_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tollgate_status_code,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, unknown_status),
+      NULL },
+
+    { ngx_string("tollgate_status_code"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tollgate_status_code,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, reject_status),
+      NULL },
+
+    { ngx_string("tollgate_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, log_level),
+      &ngx_http_tollgate_log_levels },
+
+    { ngx_string("tollgate_chunked_estimate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, chunked_estimate),
+      NULL },
+
+    { ngx_string("tollgate_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tollgate_report,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_TOLLGATE_HANDLER_STATUS,
+      NULL },
+
+    { ngx_string("tollgate_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tollgate_report,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_TOLLGATE_HANDLER_METRICS,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_tollgate_module_ctx = {
+    ngx_http_tollgate_preconfiguration,    /* preconfiguration */
+    ngx_http_tollgate_postconfiguration,   /* postconfiguration */
+
+    ngx_http_tollgate_create_main_conf,    /* create main configuration */
+    ngx_http_tollgate_init_main_conf,      /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_tollgate_create_loc_conf,     /* create location configuration */
+    ngx_http_tollgate_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_tollgate_module = {
+    NGX_MODULE_V1,
+    &ngx_http_tollgate_module_ctx,         /* module context */
+    ngx_http_tollgate_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_tollgate_standard = ngx_string("standard");
+
+
+static ngx_int_t
+ngx_http_tollgate_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_tollgate_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                      i;
+    ngx_shm_zone_t                **zones;
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_tollgate_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tollgate_module);
+
+    /* a zone named by "tollgate zone=" but never declared has no data */
+
+    zones = mcf->zone_refs.elts;
+    for (i = 0; i < mcf->zone_refs.nelts; i++) {
+        if (zones[i]->data == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown zone \"%V\" in \"tollgate\" directive,"
+                               " declare it with \"tollgate_zone\"",
+                               &zones[i]->shm.name);
+            return NGX_ERROR;
+        }
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_tollgate_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_tollgate_log_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_tollgate_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_tollgate_profile_t    *p;
+    ngx_http_tollgate_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_tollgate_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&mcf->profiles, cf->pool, 4,
+                       sizeof(ngx_http_tollgate_profile_t))
+        != NGX_OK
+        || ngx_array_init(&mcf->clusters, cf->pool, 4,
+                          sizeof(ngx_http_tollgate_cluster_t))
+           != NGX_OK
+        || ngx_array_init(&mcf->apps, cf->pool, 8,
+                          sizeof(ngx_http_tollgate_app_t))
+           != NGX_OK
+        || ngx_array_init(&mcf->zones, cf->pool, 2, sizeof(ngx_shm_zone_t *))
+           != NGX_OK
+        || ngx_array_init(&mcf->zone_refs, cf->pool, 4,
+                          sizeof(ngx_shm_zone_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    /* "standard" always exists; tollgate_cost_profile may redefine it */
+
+    p = ngx_array_push(&mcf->profiles);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->name = ngx_http_tollgate_standard;
+    tg_cost_profile_default(&p->cost);
+
+    return mcf;
+}
+
+
+static char *
+ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    ngx_uint_t                i;
+    ngx_hash_init_t           hash;
+    ngx_hash_keys_arrays_t    keys;
+    ngx_http_tollgate_app_t  *app;
+
+    if (ngx_hash_keys_array_init(&keys, NGX_HASH_SMALL) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    keys.pool = cf->pool;
+    keys.temp_pool = cf->temp_pool;
+
+    app = mcf->apps.elts;
+    for (i = 0; i < mcf->apps.nelts; i++) {
+        if (ngx_hash_add_key(&keys, &app[i].id, &app[i],
+                             NGX_HASH_READONLY_KEY)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    hash.hash = &mcf->app_hash;
+    hash.key = ngx_hash_key;
+    hash.max_size = 65536;
+    hash.bucket_size = ngx_align(2 * NGX_HTTP_TOLLGATE_ID_MAX,
+                                 ngx_cacheline_size);
+    hash.name = "tollgate_app_hash";
+    hash.pool = cf->pool;
+    hash.temp_pool = NULL;
+
+    if (ngx_hash_init(&hash, keys.keys.elts, keys.keys.nelts) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_tollgate_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_tollgate_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->shm_zone = NULL;
+     *     conf->app = NULL;
+     *     conf->cluster_id = { 0, NULL };
+     *     conf->cluster = NULL;
+     *     conf->cost_set = 0;
+     *     conf->handler = 0;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->dry_run = NGX_CONF_UNSET;
+    conf->headers = NGX_CONF_UNSET;
+    conf->missing_status = NGX_CONF_UNSET_UINT;
+    conf->unknown_status = NGX_CONF_UNSET_UINT;
+    conf->reject_status = NGX_CONF_UNSET_UINT;
+    conf->log_level = NGX_CONF_UNSET_UINT;
+    conf->chunked_estimate = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_tollgate_loc_conf_t *prev = parent;
+    ngx_http_tollgate_loc_conf_t *conf = child;
+
+    ngx_http_tollgate_main_conf_t  *mcf;
+
+    if (conf->enable == NGX_CONF_UNSET) {
+        conf->enable = prev->enable;
+        conf->shm_zone = prev->shm_zone;
+        conf->app = prev->app;
+    }
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->cluster_id, prev->cluster_id, "");
+
+    if (!conf->cost_set) {
+        if (prev->cost_set) {
+            conf->cost = prev->cost;
+
+        } else {
+            tg_cost_profile_default(&conf->cost);
+        }
+
+        conf->cost_set = 1;
+    }
+
+    ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
+    ngx_conf_merge_value(conf->headers, prev->headers, 0);
+    ngx_conf_merge_uint_value(conf->missing_status, prev->missing_status,
+                              NGX_HTTP_BAD_REQUEST);
+    ngx_conf_merge_uint_value(conf->unknown_status, prev->unknown_status,
+                              NGX_HTTP_FORBIDDEN);
+    ngx_conf_merge_uint_value(conf->reject_status, prev->reject_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
+                              NGX_LOG_NOTICE);
+    ngx_conf_merge_off_value(conf->chunked_estimate, prev->chunked_estimate,
+                             1024 * 1024);
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->cluster_id.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tollgate\" is on but \"tollgate_cluster\" "
+                           "is not set for this location");
+        return NGX_CONF_ERROR;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tollgate_module);
+
+    conf->cluster = ngx_http_tollgate_find_cluster(mcf, &conf->cluster_id);
+    if (conf->cluster == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown cluster \"%V\" in \"tollgate_cluster\" "
+                           "directive, declare it with "
+                           "\"tollgate_cluster_capacity\"",
+                           &conf->cluster_id);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_http_tollgate_app_t *
+ngx_http_tollgate_find_app(ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id)
+{
+    return ngx_hash_find(&mcf->app_hash, ngx_hash_key(id->data, id->len),
+                         id->data, id->len);
+}
+
+
+ngx_http_tollgate_cluster_t *
+ngx_http_tollgate_find_cluster(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_str_t *id)
+{
+    ngx_uint_t                    i;
+    ngx_http_tollgate_cluster_t  *cluster;
+
+    cluster = mcf->clusters.elts;
+    for (i = 0; i < mcf->clusters.nelts; i++) {
+        if (cluster[i].id.len == id->len
+            && ngx_strncmp(cluster[i].id.data, id->data, id->len) == 0)
+        {
+            return &cluster[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_tollgate_profile_t *
+ngx_http_tollgate_find_profile(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                    i;
+    ngx_http_tollgate_profile_t  *p;
+
+    p = mcf->profiles.elts;
+    for (i = 0; i < mcf->profiles.nelts; i++) {
+        if (p[i].name.len == name->len
+            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return &p[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static char *
+ngx_http_tollgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    u_char                    *p;
+    ssize_t                    size;
+    ngx_str_t                 *value, name, s;
+    ngx_shm_zone_t            *shm_zone, **pz;
+    ngx_http_tollgate_zone_t  *zone;
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+    if (p == NULL || p == value[1].data) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "expected NAME:SIZE");
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1], "invalid size");
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "the zone is too small");
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_tollgate_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->name = name;
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                     &ngx_http_tollgate_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\" in \"tollgate_zone\" "
+                           "directive", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_http_tollgate_init_zone;
+    shm_zone->data = zone;
+
+    pz = ngx_array_push(&mcf->zones);
+    if (pz == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *pz = shm_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_loc_conf_t *tlcf = conf;
+
+    ngx_str_t                          *value, s;
+    ngx_uint_t                          i;
+    ngx_shm_zone_t                    **pz;
+    ngx_http_compile_complex_value_t    ccv;
+    ngx_http_tollgate_main_conf_t      *mcf;
+
+    if (tlcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2
+        && ngx_strcmp(value[1].data, "off") == 0)
+    {
+        tlcf->enable = 0;
+        return NGX_CONF_OK;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            if (s.len == 0) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "empty zone name");
+                return NGX_CONF_ERROR;
+            }
+
+            tlcf->shm_zone = ngx_shared_memory_add(cf, &s, 0,
+                                                   &ngx_http_tollgate_module);
+            if (tlcf->shm_zone == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "app=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            if (s.len == 0) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "empty application id");
+                return NGX_CONF_ERROR;
+            }
+
+            tlcf->app = ngx_palloc(cf->pool,
+                                   sizeof(ngx_http_complex_value_t));
+            if (tlcf->app == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &s;
+            ccv.complex_value = tlcf->app;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_http_tollgate_bad_value(cf, cmd, &value[i], "unknown parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    if (tlcf->shm_zone == NULL || tlcf->app == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tollgate\" directive needs both zone= and app=,"
+                           " or \"off\"");
+        return NGX_CONF_ERROR;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tollgate_module);
+
+    pz = ngx_array_push(&mcf->zone_refs);
+    if (pz == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *pz = tlcf->shm_zone;
+    tlcf->enable = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate_cost(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_loc_conf_t *tlcf = conf;
+
+    if (tlcf->cost_set) {
+        return "is duplicate";
+    }
+
+    if (ngx_http_tollgate_parse_cost(cf, cmd, cf->args->elts, &tlcf->cost)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    tlcf->cost_set = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate_cost_profile(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_tollgate_profile_t  *p;
+
+    value = cf->args->elts;
+
+    if (ngx_http_tollgate_valid_id(&value[1]) != NGX_OK) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "a profile name is 1 to 64 of "
+                                    "[A-Za-z0-9._-]");
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_http_tollgate_find_profile(mcf, &value[1]);
+
+    if (p != NULL && p->name.data != ngx_http_tollgate_standard.data) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "the profile is already defined");
+        return NGX_CONF_ERROR;
+    }
+
+    if (p == NULL) {
+        p = ngx_array_push(&mcf->profiles);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    p->name = value[1];
+
+    /* the parser skips value[0]: hand it the arguments after the name */
+
+    if (ngx_http_tollgate_parse_cost(cf, cmd, &value[1], &p->cost)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate_app(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    ngx_int_t                 n;
+    ngx_str_t                *value, name;
+    ngx_uint_t                i, have_guaranteed, have_burst;
+    ngx_http_tollgate_app_t  *app;
+
+    value = cf->args->elts;
+
+    if (ngx_http_tollgate_valid_id(&value[1]) != NGX_OK) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "an application id is 1 to 64 of "
+                                    "[A-Za-z0-9._-]");
+        return NGX_CONF_ERROR;
+    }
+
+    app = mcf->apps.elts;
+    for (i = 0; i < mcf->apps.nelts; i++) {
+        if (app[i].id.len == value[1].len
+            && ngx_strncmp(app[i].id.data, value[1].data, value[1].len) == 0)
+        {
+            ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                        "the application is already "
+                                        "declared");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    app = ngx_array_push(&mcf->apps);
+    if (app == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(app, sizeof(ngx_http_tollgate_app_t));
+
+    app->id = value[1];
+    app->hash = ngx_hash_key(value[1].data, value[1].len);
+    tg_app_conf_default(&app->conf);
+
+    have_guaranteed = 0;
+    have_burst = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "guaranteed=", 11) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 11,
+                                               &app->conf.guaranteed_tps)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            have_guaranteed = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 6,
+                                               &app->conf.burst_tps)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            have_burst = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_borrow=", 11) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 11,
+                                               &app->conf.max_borrow_tokens)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "priority=", 9) == 0) {
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+
+            if (n == NGX_ERROR || n > TG_PRIORITY_MAX) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "priority is 0, 1 or 2");
+                return NGX_CONF_ERROR;
+            }
+
+            app->conf.priority = (uint32_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "profile=", 8) == 0) {
+            name.data = value[i].data + 8;
+            name.len = value[i].len - 8;
+
+            app->profile = ngx_http_tollgate_find_profile(mcf, &name);
+
+            if (app->profile == NULL) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "unknown profile, define it "
+                                            "with \"tollgate_cost_profile\" "
+                                            "first");
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_http_tollgate_bad_value(cf, cmd, &value[i], "unknown parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!have_guaranteed || !have_burst) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "guaranteed= and burst= are required");
+        return NGX_CONF_ERROR;
+    }
+
+    if (app->conf.burst_tps < app->conf.guaranteed_tps) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value in \"%V\" directive for \"%V\": "
+                           "burst=%uL is below guaranteed=%uL",
+                           &cmd->name, &value[1],
+                           (unsigned long long) app->conf.burst_tps,
+                           (unsigned long long) app->conf.guaranteed_tps);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate_cluster_capacity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    ngx_int_t                     n;
+    ngx_str_t                    *value, s;
+    ngx_uint_t                    i, have_capacity;
+    ngx_http_tollgate_cluster_t  *cluster;
+
+    value = cf->args->elts;
+
+    if (ngx_http_tollgate_valid_id(&value[1]) != NGX_OK) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "a cluster id is 1 to 64 of "
+                                    "[A-Za-z0-9._-]");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_tollgate_find_cluster(mcf, &value[1]) != NULL) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "the cluster is already declared");
+        return NGX_CONF_ERROR;
+    }
+
+    cluster = ngx_array_push(&mcf->clusters);
+    if (cluster == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cluster->id = value[1];
+    cluster->hash = ngx_hash_key(value[1].data, value[1].len);
+    tg_cluster_conf_default(&cluster->conf);
+
+    have_capacity = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "capacity=", 9) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 9,
+                                               &cluster->conf.capacity_tps)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            have_capacity = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "reserved=", 9) == 0) {
+
+            /* a ratio with up to three decimals, kept in per mille */
+
+            n = ngx_atofp(value[i].data + 9, value[i].len - 9, 3);
+
+            if (n == NGX_ERROR || n > 1000) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "reserved is a ratio from 0 "
+                                            "to 1");
+                return NGX_CONF_ERROR;
+            }
+
+            cluster->conf.reserved_permille = (uint32_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            n = ngx_parse_time(&s, 0);
+
+            if (n == NGX_ERROR || n < TG_USAGE_SLOTS || n > 3600000) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "window is a time from 10ms "
+                                            "to 1h");
+                return NGX_CONF_ERROR;
+            }
+
+            cluster->conf.window_ms = n;
+            continue;
+        }
+
+        ngx_http_tollgate_bad_value(cf, cmd, &value[i], "unknown parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    if (!have_capacity) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "capacity= is required");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate_report(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_loc_conf_t *tlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (tlcf->handler) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_tollgate_report_handler;
+
+    tlcf->handler = cmd->offset;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tollgate_status_code(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t  *code;
+
+    code = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*code != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 400 || n > 599) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "a status code from 400 to 599");
+        return NGX_CONF_ERROR;
+    }
+
+    *code = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Parses "base=N bandwidth=N quantum=SIZE" from value[1] on; value[0] is
+ * the directive or profile name.  Parameters left out keep the defaults.
+ */
+
+static ngx_int_t
+ngx_http_tollgate_parse_cost(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, tg_cost_profile_t *cost)
+{
+    off_t       size;
+    ngx_str_t   s;
+    ngx_uint_t  i, n;
+
+    tg_cost_profile_default(cost);
+
+    n = cf->args->nelts - (value - (ngx_str_t *) cf->args->elts);
+
+    if (n < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive needs base=, bandwidth= or "
+                           "quantum=", &cmd->name);
+        return NGX_ERROR;
+    }
+
+    for (i = 1; i < n; i++) {
+
+        if (ngx_strncmp(value[i].data, "base=", 5) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 5,
+                                               &cost->base_tokens)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "bandwidth=", 10) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 10,
+                                               &cost->bandwidth_tokens)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "quantum=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            size = ngx_parse_offset(&s);
+
+            if (size <= 0) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "quantum is a size above 0");
+                return NGX_ERROR;
+            }
+
+            cost->quantum_bytes = (uint64_t) size;
+            continue;
+        }
+
+        ngx_http_tollgate_bad_value(cf, cmd, &value[i], "unknown parameter");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_parse_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, size_t skip, uint64_t *tokens)
+{
+    ngx_int_t  n;
+
+    n = ngx_atoi(value->data + skip, value->len - skip);
+
+    if (n == NGX_ERROR || (uint64_t) n > TG_TOKENS_MAX) {
+        ngx_http_tollgate_bad_value(cf, cmd, value,
+                                    "a whole number of tokens is "
+                                    "expected");
+        return NGX_ERROR;
+    }
+
+    *tokens = (uint64_t) n;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_tollgate_bad_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, const char *why)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, %s",
+                       value, &cmd->name, why);
+}
+
+
+ngx_int_t
+ngx_http_tollgate_valid_id(ngx_str_t *id)
+{
+    u_char  *p, *last;
+
+    if (id->len == 0 || id->len > NGX_HTTP_TOLLGATE_ID_MAX) {
+        return NGX_ERROR;
+    }
+
+    last = id->data + id->len;
+
+    for (p = id->data; p < last; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9')
+            || *p == '.' || *p == '_' || *p == '-')
+        {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
