@@ -309,12 +309,12 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_hash_keys_arrays_t    keys;
     ngx_http_tollgate_app_t  *app;
 
+    keys.pool = cf->pool;
+    keys.temp_pool = cf->temp_pool;
+
     if (ngx_hash_keys_array_init(&keys, NGX_HASH_SMALL) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    keys.pool = cf->pool;
-    keys.temp_pool = cf->temp_pool;
 
     app = mcf->apps.elts;
     for (i = 0; i < mcf->apps.nelts; i++) {

@@ -58,6 +58,8 @@ static void ngx_http_tollgate_prom_cluster(ngx_http_tollgate_out_t *out,
 static void ngx_http_tollgate_node_ids(ngx_http_tollgate_node_t *tn,
     ngx_str_t *cluster, ngx_str_t *app);
 static int64_t ngx_http_tollgate_tokens(tg_mtok_t level_mtok);
+static void ngx_http_tollgate_refresh_locked(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_node_t *tn);
 
 
 ngx_int_t
@@ -165,7 +167,7 @@ ngx_http_tollgate_status(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
         ngx_shmtx_lock(&zone->shpool->mutex);
 
         out->pos = ngx_slprintf(out->pos, out->last,
-                                "%s{\"name\":\"%V\",\"apps\":%ui,"
+                                "%s{\"name\":\"%V\",\"app_count\":%ui,"
                                 "\"evictions\":%uL,\"refused\":{"
                                 "\"missing_app\":%uL,\"invalid_app\":%uL,"
                                 "\"unknown_app\":%uL},\"clusters\":[",
@@ -203,7 +205,7 @@ ngx_http_tollgate_json_cluster(ngx_http_tollgate_out_t *out,
     ngx_uint_t first)
 {
     ngx_str_t                     id, none;
-    ngx_uint_t                    active;
+    ngx_uint_t                    active, usage;
     tg_cluster_t                 *c;
     ngx_http_tollgate_cluster_t  *cluster;
 
@@ -228,6 +230,7 @@ ngx_http_tollgate_json_cluster(ngx_http_tollgate_out_t *out,
     if (cluster != NULL) {
         active = tg_cluster_emergency_active(c, &cluster->conf,
                                              out->now_ms);
+        usage = tg_cluster_usage_permille(c, &cluster->conf, out->now_ms);
 
         out->pos = ngx_slprintf(out->pos, out->last,
                                 ",\"capacity\":%uL,\"reserved_ratio\":"
@@ -239,10 +242,7 @@ ngx_http_tollgate_json_cluster(ngx_http_tollgate_out_t *out,
                                     cluster->conf.reserved_permille / 1000,
                                 (ngx_uint_t)
                                     cluster->conf.reserved_permille % 1000,
-                                (ngx_uint_t) tg_cluster_usage_permille(c,
-                                    &cluster->conf, out->now_ms) / 10,
-                                (ngx_uint_t) tg_cluster_usage_permille(c,
-                                    &cluster->conf, out->now_ms) % 10,
+                                usage / 10, usage % 10,
                                 active ? "true" : "false",
                                 c->emergency == TG_EMERGENCY_MANUAL
                                 ? "manual"
@@ -624,8 +624,44 @@ ngx_http_tollgate_walk_locked(ngx_http_tollgate_out_t *out,
             return;
         }
 
+        ngx_http_tollgate_refresh_locked(out, tn);
+
         print(out, zone, tn, first);
         first = 0;
+    }
+}
+
+
+/* brings balances up to now, so that a quiet application reads full */
+
+static void
+ngx_http_tollgate_refresh_locked(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_node_t *tn)
+{
+    ngx_str_t                     cluster_id, app_id;
+    ngx_http_tollgate_app_t      *app;
+    ngx_http_tollgate_cluster_t  *cluster;
+
+    ngx_http_tollgate_node_ids(tn, &cluster_id, &app_id);
+
+    if (!tn->is_cluster) {
+        app = ngx_http_tollgate_find_app(out->mcf, &app_id);
+
+        if (app != NULL) {
+            tg_app_refill(&tn->u.app, &app->conf, out->now_ms);
+        }
+
+        return;
+    }
+
+    cluster = ngx_http_tollgate_find_cluster(out->mcf, &cluster_id);
+
+    if (cluster != NULL) {
+        (void) tg_bucket_refill(&tn->u.cluster.pool,
+                                cluster->conf.capacity_tps,
+                                (tg_mtok_t) cluster->conf.capacity_tps
+                                * TG_MTOK_PER_TOKEN,
+                                out->now_ms);
     }
 }
 
