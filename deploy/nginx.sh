@@ -8,7 +8,8 @@ TG_NGINX=${TG_NGINX:-/usr/sbin/nginx}
 
 
 # tg_render TEMPLATE OUTPUT NAME=VALUE...
-# Writes TEMPLATE to OUTPUT with every @NAME@ replaced by VALUE.  A
+# Writes TEMPLATE to OUTPUT with every @NAME@ replaced by VALUE, which may
+# span several lines (later lines are not indented for you).  A
 # placeholder left unreplaced is an error, so a template and its caller
 # cannot drift apart silently.
 tg_render() {
@@ -18,8 +19,9 @@ tg_render() {
     for pair in "$@"; do
         name=${pair%%=*}
         value=${pair#*=}
-        # sed treats \, & and the delimiter | specially in a replacement
-        value=$(printf '%s' "$value" | sed -e 's/[\\&|]/\\&/g')
+        # sed treats \, & and the delimiter | specially in a replacement,
+        # and needs a backslash before each newline of a multi-line value
+        value=$(printf '%s' "$value" | sed -e 's/[\\&|]/\\&/g' -e '$!s/$/\\/')
         script="${script}s|@${name}@|${value}|g
 "
     done

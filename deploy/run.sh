@@ -15,7 +15,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 port=${TOLLGATE_PORT:-8080}
 storage_port=${TOLLGATE_STORAGE_PORT:-8081}
-module=$root/build/ngx_http_tollgate_module.so
+# TOLLGATE_MODULE: a module built elsewhere (make BUILD=... module)
+module=${TOLLGATE_MODULE:-$root/build/ngx_http_tollgate_module.so}
 
 "$root/scripts/deps.sh" run
 

@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+"""Turns the raw output of bench/run.sh into bench/results/*.json and
+regenerates docs/benchmarks.md from bench/benchmarks.md.in.
+
+Usage:
+  report.py RAW_DIR RESULTS_DIR DOC   raw files -> JSON results -> doc
+  report.py --doc RESULTS_DIR DOC     the doc again from the JSON alone
+
+The run's parameters come from the BENCH_* variables bench/run.sh exports.
+"""
+
+import datetime
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TEMPLATE = os.path.join(HERE, "benchmarks.md.in")
+NGINX = "/usr/sbin/nginx"
+
+
+def command_output(argv):
+    """First line a version command prints, on stdout or stderr."""
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as e:
+        return "unavailable (%s)" % e.strerror
+    text = (p.stdout + p.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def load_average(path="/proc/loadavg"):
+    with open(path) as f:
+        return " ".join(f.read().split()[:3])
+
+
+def machine_info(raw_dir):
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M"),
+        "commit": command_output(["git", "-C", ROOT, "rev-parse",
+                                  "--short", "HEAD"]),
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "kernel": os.uname().release,
+        "nginx": command_output([NGINX, "-v"]),
+        "wrk": command_output(["wrk", "-v"]),
+        "valgrind": command_output(["valgrind", "--version"]),
+        "load_average_before": load_average(
+            os.path.join(raw_dir, "loadavg-before")),
+        "load_average_after": load_average(),
+    }
+
+
+def params():
+    env = os.environ
+    return {
+        "variants": env["BENCH_VARIANTS"].split(),
+        "duration_s": int(env["BENCH_DURATION"]),
+        "runs": int(env["BENCH_RUNS"]),
+        "connections": int(env["BENCH_CONNECTIONS"]),
+        "threads": int(env["BENCH_THREADS"]),
+        "requests": int(env["BENCH_REQUESTS"]),
+        "repeats": int(env["BENCH_REPEATS"]),
+    }
+
+
+def wrk_result(path):
+    """The JSON line bench/wrk.lua printed, with requests/s added."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("RESULT "):
+                r = json.loads(line[len("RESULT "):])
+                break
+        else:
+            sys.exit("report.py: no RESULT line in %s" % path)
+
+    if r["errors"]["status"] or r["errors"]["connect"]:
+        sys.exit("report.py: %s: failed requests %s; the variant limited "
+                 "or refused traffic it should admit" % (path, r["errors"]))
+    r["requests_per_s"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+
+
+def throughput(raw_dir, p):
+    out = {}
+    for v in p["variants"]:
+        runs = [wrk_result(os.path.join(raw_dir, "wrk-%s-%d.txt" % (v, n)))
+                for n in range(1, p["runs"] + 1)]
+        out[v] = {
+            "runs": runs,
+            "median_requests_per_s":
+                statistics.median(r["requests_per_s"] for r in runs),
+            "median_p50_us":
+                statistics.median(r["latency_us"]["p50"] for r in runs),
+            "median_p99_us":
+                statistics.median(r["latency_us"]["p99"] for r in runs),
+        }
+    return out
+
+
+def callgrind_total_ir(path):
+    """Instructions executed in the whole run: callgrind's totals line."""
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"(?:totals|summary):\s+(\d+)", line)
+            if m:
+                return int(m.group(1))
+    sys.exit("report.py: no totals in %s" % path)
+
+
+def instructions(raw_dir, p):
+    out = {}
+    for v in p["variants"]:
+        reps = []
+        for n in range(1, p["repeats"] + 1):
+            idle = callgrind_total_ir(os.path.join(
+                raw_dir, "callgrind-%s-0-%d.out" % (v, n)))
+            loaded = callgrind_total_ir(os.path.join(
+                raw_dir, "callgrind-%s-%d-%d.out" % (v, p["requests"], n)))
+            reps.append({
+                "idle_ir": idle,
+                "loaded_ir": loaded,
+                "ir_per_request": round((loaded - idle) / p["requests"], 1),
+            })
+        per_request = [r["ir_per_request"] for r in reps]
+        out[v] = {
+            "repeats": reps,
+            "median_ir_per_request": statistics.median(per_request),
+            "min_ir_per_request": min(per_request),
+            "max_ir_per_request": max(per_request),
+        }
+
+    if "plain" in out:
+        base = out["plain"]["median_ir_per_request"]
+        for v in out:
+            out[v]["added_ir_per_request"] = (
+                out[v]["median_ir_per_request"] - base)
+    return out
+
+
+def write_json(results_dir, name, data):
+    with open(os.path.join(results_dir, name + ".json"), "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+def read_json(results_dir, name):
+    with open(os.path.join(results_dir, name + ".json")) as f:
+        return json.load(f)
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_table(m):
+    return table(["what", "value"], [
+        ("date (UTC)", m["date_utc"]),
+        ("commit", "`%s`" % m["commit"]),
+        ("nproc", m["nproc"]),
+        ("CPU model", m["cpu_model"]),
+        ("kernel", m["kernel"]),
+        ("nginx -v", m["nginx"]),
+        ("wrk -v", m["wrk"]),
+        ("valgrind", m["valgrind"]),
+        ("load average before / after", "%s / %s" % (
+            m["load_average_before"], m["load_average_after"])),
+    ])
+
+
+def throughput_table(t):
+    base = t.get("plain", {}).get("median_requests_per_s")
+    rows = []
+    for v, r in t.items():
+        rps = r["median_requests_per_s"]
+        rows.append((
+            "`%s`" % v,
+            "{:,.0f}".format(rps),
+            ", ".join("{:,.0f}".format(x["requests_per_s"])
+                      for x in r["runs"]),
+            "%.2f" % (r["median_p50_us"] / 1000),
+            "%.2f" % (r["median_p99_us"] / 1000),
+            "%+.1f %%" % ((rps / base - 1) * 100) if base else "n/a",
+        ))
+    return table(["variant", "requests/s (median)", "each run",
+                  "p50 latency (ms)", "p99 latency (ms)", "vs plain"], rows)
+
+
+def instructions_table(ins):
+    rows = []
+    for v, r in ins.items():
+        added = r.get("added_ir_per_request")
+        rows.append((
+            "`%s`" % v,
+            "{:,.0f}".format(r["median_ir_per_request"]),
+            "{:,.0f} to {:,.0f}".format(r["min_ir_per_request"],
+                                        r["max_ir_per_request"]),
+            "{:+,.0f}".format(added) if added is not None else "n/a",
+        ))
+    return table(["variant", "instructions/request (median)",
+                  "range over repeats", "added over plain"], rows)
+
+
+def verdict(ins):
+    """The target: Tollgate adds no more instructions than limit_req."""
+    if not {"plain", "limit_req", "tollgate"} <= set(ins):
+        return ("This run did not measure all three variants, so the "
+                "target was not checked.")
+
+    tg = ins["tollgate"]["added_ir_per_request"]
+    lr = ins["limit_req"]["added_ir_per_request"]
+    text = ("Tollgate adds **{:,.0f}** instructions per request over plain "
+            "nginx; `limit_req` adds **{:,.0f}**. ".format(tg, lr))
+    if tg <= lr:
+        return text + "The target (no more than `limit_req`) is **met**."
+    return text + ("The target (no more than `limit_req`) is **not met**: "
+                   "Tollgate adds {:,.0f} more ({:.1f}x).".format(
+                       tg - lr, tg / lr if lr > 0 else float("inf")))
+
+
+def render_doc(results_dir, doc):
+    m = read_json(results_dir, "machine")
+    p = read_json(results_dir, "params")
+    t = read_json(results_dir, "throughput")
+    ins = read_json(results_dir, "instructions")
+
+    fill = {
+        "MACHINE": machine_table(m),
+        "THROUGHPUT": throughput_table(t),
+        "INSTRUCTIONS": instructions_table(ins),
+        "VERDICT": verdict(ins),
+        "DURATION": p["duration_s"],
+        "RUNS": p["runs"],
+        "CONNECTIONS": p["connections"],
+        "THREADS": p["threads"],
+        "REQUESTS": p["requests"],
+        "REPEATS": p["repeats"],
+    }
+    with open(TEMPLATE) as f:
+        text = f.read()
+    for name, value in fill.items():
+        text = text.replace("@%s@" % name, str(value))
+
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        sys.exit("report.py: unreplaced placeholders %s" % left)
+    with open(doc, "w") as f:
+        f.write(text)
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "--doc":
+        render_doc(argv[2], argv[3])
+        return 0
+    if len(argv) != 4:
+        sys.exit(__doc__)
+
+    raw_dir, results_dir, doc = argv[1:]
+    p = params()
+    os.makedirs(results_dir, exist_ok=True)
+    write_json(results_dir, "params", p)
+    write_json(results_dir, "machine", machine_info(raw_dir))
+    write_json(results_dir, "throughput", throughput(raw_dir, p))
+    write_json(results_dir, "instructions", instructions(raw_dir, p))
+    render_doc(results_dir, doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,212 @@
+#!/bin/bash
+# `make bench`: what Tollgate costs on the request path.
+#
+# The same location (a 1 KiB static file) under three variants of one
+# nginx configuration (bench/nginx.conf.in):
+#   plain      nothing limits
+#   limit_req  stock limit_req, with a rate that admits every request
+#   tollgate   Tollgate standalone, with a quota that admits every request
+#
+# 1. Throughput and latency: wrk on loopback, BENCH_RUNS runs of
+#    BENCH_DURATION seconds per variant (variants interleaved, so drift
+#    in the machine's load spreads over all), median reported.
+# 2. Instructions per request: nginx as one process under callgrind,
+#    driven by exactly BENCH_REQUESTS requests; (Ir of that run - Ir of
+#    an idle start and stop) / requests, BENCH_REPEATS times.
+#
+# Writes bench/results/*.json and regenerates docs/benchmarks.md
+# (bench/report.py).  BENCH_VARIANTS narrows the variants measured.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/deploy/nginx.sh"
+
+export BENCH_DURATION=${BENCH_DURATION:-10}
+export BENCH_RUNS=${BENCH_RUNS:-3}
+export BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-50}
+export BENCH_THREADS=${BENCH_THREADS:-1}
+export BENCH_REQUESTS=${BENCH_REQUESTS:-20000}
+export BENCH_REPEATS=${BENCH_REPEATS:-3}
+export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req tollgate}
+
+# TOLLGATE_MODULE: a module built elsewhere (make BUILD=... module)
+module=${TOLLGATE_MODULE:-$root/build/ngx_http_tollgate_module.so}
+
+"$root/scripts/deps.sh" bench
+
+case " $BENCH_VARIANTS " in
+    *" tollgate "*) [ -f "$module" ] || make -C "$root" module ;;
+esac
+
+work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+pids=""
+
+cleanup() {
+    local pid
+
+    trap - EXIT INT TERM
+    for pid in $pids; do
+        tg_stop_pid "$pid"
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+
+# run_tracked CMD...: runs CMD in the background and waits for it, so a
+# Ctrl-C runs our trap at once (bash defers traps while a foreground
+# child runs) and cleanup can stop CMD by its PID.
+run_tracked() {
+    local pid rc=0
+
+    "$@" &
+    pid=$!
+    pids="$pids $pid"
+    wait "$pid" || rc=$?
+    pids=${pids/ $pid/}
+    return "$rc"
+}
+
+
+# variant_lines VARIANT: sets the directives that make up a variant.
+variant_lines() {
+    load="" limit_http="" limit_location=""
+
+    case $1 in
+    plain)
+        ;;
+    limit_req)
+        # 1e6 r/s with a burst as large never delays nor rejects at
+        # loopback speed, yet runs all of limit_req's accounting
+        limit_http='limit_req_zone $binary_remote_addr zone=bench:1m rate=1000000r/s;'
+        limit_location='limit_req zone=bench burst=1000000 nodelay;'
+        ;;
+    tollgate)
+        # 1e6 tokens/s for an application whose GET costs 2 tokens
+        load="load_module $module;"
+        limit_http='tollgate_zone bench:1m;
+    tollgate_cluster_capacity bench capacity=10000000;
+    tollgate_app bench guaranteed=1000000 burst=1000000;'
+        limit_location='tollgate_cluster bench;
+            tollgate zone=bench app=$http_x_app_id;'
+        ;;
+    *)
+        echo "bench: unknown variant \"$1\"" >&2
+        exit 2
+        ;;
+    esac
+}
+
+
+# start_nginx VARIANT MODE [WRAPPER...]: starts nginx for VARIANT, with a
+# master and one worker (MODE wrk) or as a single process (MODE
+# callgrind), under WRAPPER if given; sets nginx_pid, port and prefix.
+start_nginx() {
+    local variant=$1 mode=$2 process user=""
+
+    shift 2
+    prefix=$work/$variant-$mode
+    port=$(tg_free_port)
+    rm -rf "$prefix"
+    mkdir -p "$prefix/tmp"
+
+    if [ "$mode" = wrk ]; then
+        process="daemon off;
+master_process on;"
+        user=$(tg_user_directive)
+    else
+        # one process: callgrind then counts every instruction nginx runs
+        process="daemon off;
+master_process off;"
+    fi
+
+    variant_lines "$variant"
+    tg_render "$root/bench/nginx.conf.in" "$prefix/nginx.conf" \
+        LOAD="$load" USER="$user" PROCESS="$process" PREFIX="$prefix" \
+        WWW="$work/www" PORT="$port" LIMIT_HTTP="$limit_http" \
+        LIMIT_LOCATION="$limit_location"
+
+    "$@" "$TG_NGINX" -p "$prefix/" -c "$prefix/nginx.conf" \
+        -e "$prefix/error.log" &
+    nginx_pid=$!
+    pids="$pids $nginx_pid"
+
+    # valgrind needs seconds to start nginx
+    if ! tg_wait_port "$port" "$nginx_pid" 120; then
+        echo "bench: nginx ($variant, $mode) did not start:" >&2
+        cat "$prefix/error.log" >&2 || true
+        exit 1
+    fi
+}
+
+
+# stop_nginx: stops the nginx of start_nginx and fails if it logged
+# anything at error level or above (limit_req logs each rejection there).
+stop_nginx() {
+    tg_stop_pid "$nginx_pid"
+    pids=${pids/ $nginx_pid/}
+
+    if grep -E '\[(error|crit|alert|emerg)\]' "$prefix/error.log" >&2; then
+        echo "bench: errors in $prefix/error.log" >&2
+        exit 1
+    fi
+}
+
+
+# the object every request fetches, world-readable for the worker user
+mkdir -p "$work/www" "$work/raw"
+cp /proc/loadavg "$work/raw/loadavg-before"
+head -c 1024 /dev/urandom >"$work/www/object"
+chmod 755 "$work" "$work/www"
+chmod 644 "$work/www/object"
+
+url_path=/object
+wrk_args="-t$BENCH_THREADS -c$BENCH_CONNECTIONS -s $root/bench/wrk.lua"
+
+echo "bench: throughput, $BENCH_RUNS x ${BENCH_DURATION}s per variant" \
+     "($BENCH_VARIANTS)"
+for run in $(seq "$BENCH_RUNS"); do
+    for v in $BENCH_VARIANTS; do
+        start_nginx "$v" wrk
+
+        # warm-up, not recorded: first connections, page cache, CPU caches
+        # shellcheck disable=SC2086
+        run_tracked wrk $wrk_args -d1s "http://127.0.0.1:$port$url_path" \
+            >/dev/null
+        # shellcheck disable=SC2086
+        run_tracked wrk $wrk_args -d"${BENCH_DURATION}s" \
+            "http://127.0.0.1:$port$url_path" >"$work/raw/wrk-$v-$run.txt"
+
+        stop_nginx
+        grep '^Requests/sec' "$work/raw/wrk-$v-$run.txt" |
+            sed "s/^/  run $run $v: /"
+    done
+done
+
+echo "bench: instructions, $BENCH_REPEATS x $BENCH_REQUESTS requests" \
+     "under callgrind per variant"
+for v in $BENCH_VARIANTS; do
+    for rep in $(seq "$BENCH_REPEATS"); do
+        # 0 requests is the idle run whose count is subtracted
+        for count in 0 "$BENCH_REQUESTS"; do
+            out=$work/raw/callgrind-$v-$count-$rep.out
+            start_nginx "$v" callgrind valgrind --tool=callgrind -q \
+                --callgrind-out-file="$out"
+            if [ "$count" -gt 0 ]; then
+                run_tracked /usr/bin/python3 "$root/bench/client.py" \
+                    "$port" "$url_path" "$count"
+            fi
+            stop_nginx
+            if [ ! -s "$out" ]; then
+                echo "bench: callgrind wrote no profile ($out)" >&2
+                exit 1
+            fi
+        done
+        echo "  $v repeat $rep done"
+    done
+done
+
+/usr/bin/python3 "$root/bench/report.py" "$work/raw" "$root/bench/results" \
+    "$root/docs/benchmarks.md"
