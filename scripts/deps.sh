@@ -6,6 +6,7 @@ set -eu
 build="gcc make nginx nginx-dev libpcre3-dev zlib1g-dev libssl-dev
        libcmocka-dev libhiredis-dev pkg-config"
 test="$build python3 python3-pytest python3-requests python3-redis
+      python3-prometheus-client prometheus
       redis-server redis-tools curl procps"
 run="$build curl"
 bench="$test wrk valgrind nginx libnginx-mod-http-lua python3-matplotlib"

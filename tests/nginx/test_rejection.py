@@ -1,0 +1,101 @@
+"""Refusing an application over its quota, and only that application."""
+
+import threading
+import time
+
+import pytest
+
+from tgnginx import check_rejection, parse_policies, spend
+
+TWO_APPS = """
+    tollgate_cluster_capacity c1 capacity=1000 reserved=0.2;
+    tollgate_app slow guaranteed=4 burst=10;
+    tollgate_app roomy guaranteed=500 burst=500;
+"""
+
+
+def test_app_over_quota_gets_429_while_another_keeps_its_service(gateway):
+    gw = gateway(http=TWO_APPS)
+    roomy_statuses = []
+    stop = threading.Event()
+
+    def roomy_traffic():
+        with gw.client() as c:
+            while not stop.is_set():
+                roomy_statuses.append(c.request("GET", "/obj/1k", app="roomy").status)
+                time.sleep(0.01)   # well under roomy's 250 GETs/s
+
+    neighbour = threading.Thread(target=roomy_traffic)
+    neighbour.start()
+    try:
+        with gw.client() as c:
+            started = time.monotonic()
+            admitted, refusal = spend(c, "slow", 60)
+            elapsed_s = time.monotonic() - started
+            later = [c.request("GET", "/obj/1k", app="slow") for _ in range(10)]
+    finally:
+        stop.set()
+        neighbour.join()
+
+    # one second of burst held (10 tokens), then 10 tokens/s at most
+    assert refusal is not None, "slow was never refused"
+    assert 2 * len(admitted) <= 10 + 10 * elapsed_s + 2
+    layer = check_rejection(gw, refusal)
+    assert layer in ("guaranteed", "burst"), layer
+    assert all(r.status == 429 for r in later), later
+
+    policies = parse_policies(refusal.header("RateLimit-Policy"))
+    assert policies["guaranteed"]["q"] == "4"
+    assert policies["burst"]["q"] == "10"
+    assert policies["cluster"]["q"] == "1000"
+    assert "debt" not in policies, "slow may not borrow"
+
+    assert roomy_statuses and set(roomy_statuses) == {200}, roomy_statuses
+
+
+def test_rejection_status_code_is_configurable(gateway):
+    gw = gateway(http=TWO_APPS, location="tollgate_status_code 503;")
+
+    admitted, refusal = spend(gw, "slow", 30)
+
+    assert admitted and refusal is not None
+    check_rejection(gw, refusal, status=503)
+
+
+@pytest.mark.parametrize("headers_on", [True, False], ids=["on", "off"])
+def test_ratelimit_header_on_allowed_reply_follows_tollgate_headers(
+        gateway, headers_on):
+    gw = gateway(http=TWO_APPS,
+                 location=f"tollgate_headers {'on' if headers_on else 'off'};")
+
+    reply = gw.request("GET", "/obj/1k", app="slow")
+
+    assert reply.status == 200
+    value = reply.header("RateLimit")
+    if headers_on:
+        assert value is not None, reply
+        (layer, params), = parse_policies(value).items()
+        assert layer in ("guaranteed", "burst", "cluster"), value
+        assert int(params["r"]) >= 0 and int(params["t"]) >= 1, value
+    else:
+        assert value is None, reply
+
+
+def test_dry_run_never_rejects_but_counts_would_be_rejections(gateway):
+    gw = gateway(http=TWO_APPS, location="tollgate_dry_run on;")
+
+    replies = [gw.request("GET", "/obj/1k", app="slow") for _ in range(30)]
+
+    assert {r.status for r in replies} == {200}
+    decisions = [gw.entry(r)["decision"] for r in replies]
+    assert set(decisions) == {"allowed", "dry_run"}, decisions
+    assert decisions[0] == "allowed"
+    would_be = decisions.count("dry_run")
+    assert would_be >= 20, decisions
+    assert all(gw.upstream_saw(r) for r in replies)
+
+    metrics = gw.metrics()
+    total = "tollgate_requests_total"
+    assert metrics.value(total, app="slow", decision="dry_run") == would_be
+    assert metrics.value(total, app="slow", decision="allowed") == 30 - would_be
+    assert metrics.value(total, app="slow", decision="rejected") == 0
