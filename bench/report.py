@@ -9,6 +9,7 @@ Usage:
 The run's parameters come from the BENCH_* variables bench/run.sh exports.
 """
 
+import collections
 import datetime
 import json
 import os
@@ -121,6 +122,76 @@ def callgrind_total_ir(path):
     sys.exit("report.py: no totals in %s" % path)
 
 
+def callgrind_costs(path):
+    """Self Ir per function and inclusive Ir per (caller, callee) pair,
+    by function name, from a callgrind profile.
+
+    Only what this report needs of the format: "fn=" and "cfn=" set the
+    current function and callee (names may be compressed to "(id)"), a
+    cost line right after "calls=" is the inclusive cost of that call, and
+    any other cost line is the current function's own.
+    """
+    names = {}
+    self_ir = collections.Counter()
+    call_ir = collections.Counter()
+    fn = callee = None
+    in_call = False
+
+    def name(spec):
+        m = re.match(r"\((\d+)\)(?: (.*))?$", spec.strip())
+        if not m:
+            return spec.strip()
+        if m.group(2) is not None:
+            names[m.group(1)] = m.group(2)
+        return names[m.group(1)]
+
+    with open(path) as f:
+        for line in f:
+            if line.startswith("fn="):
+                fn = name(line[3:])
+            elif line.startswith("cfn="):
+                callee = name(line[4:])
+            elif line.startswith("calls="):
+                in_call = True
+            elif line[:1] in "0123456789+-*":
+                fields = line.split()
+                ir = int(fields[1]) if len(fields) > 1 else 0
+                if in_call:
+                    call_ir[(fn, callee)] += ir
+                    in_call = False
+                else:
+                    self_ir[fn] += ir
+    return self_ir, call_ir
+
+
+def tollgate_breakdown(idle_path, loaded_path, requests):
+    """Where Tollgate's instructions go, per request: each module function
+    nginx calls (inclusive), and the callees of the costliest one.  The
+    idle profile is subtracted, as for the totals, so start-up work does
+    not show as a fraction of an instruction per request."""
+    self_ir, call_ir = callgrind_costs(loaded_path)
+    idle_self_ir, idle_call_ir = callgrind_costs(idle_path)
+    self_ir.subtract(idle_self_ir)
+    call_ir.subtract(idle_call_ir)
+    ours = ("ngx_http_tollgate_", "tg_")
+
+    entries = collections.Counter()
+    for (caller, callee), ir in call_ir.items():
+        if callee.startswith(ours[0]) and not caller.startswith(ours):
+            entries[callee] += ir
+    entries = {fn: round(ir / requests, 1)
+               for fn, ir in entries.most_common() if ir / requests >= 1}
+    if not entries:
+        return None
+
+    top = next(iter(entries))
+    callees = {callee: round(ir / requests, 1)
+               for (caller, callee), ir in call_ir.most_common()
+               if caller == top and ir / requests >= 1}
+    callees["(its own code)"] = round(self_ir[top] / requests, 1)
+    return {"entry_points": entries, "top": top, "top_callees": callees}
+
+
 def instructions(raw_dir, p):
     out = {}
     for v in p["variants"]:
@@ -148,6 +219,12 @@ def instructions(raw_dir, p):
         for v in out:
             out[v]["added_ir_per_request"] = (
                 out[v]["median_ir_per_request"] - base)
+    if "tollgate" in out:
+        out["tollgate"]["breakdown"] = tollgate_breakdown(
+            os.path.join(raw_dir, "callgrind-tollgate-0-1.out"),
+            os.path.join(raw_dir, "callgrind-tollgate-%d-1.out"
+                         % p["requests"]),
+            p["requests"])
     return out
 
 
@@ -220,18 +297,40 @@ def instructions_table(ins):
 def verdict(ins):
     """The target: Tollgate adds no more instructions than limit_req."""
     if not {"plain", "limit_req", "tollgate"} <= set(ins):
-        return ("This run did not measure all three variants, so the "
-                "target was not checked.")
+        return ("This run did not measure `plain`, `limit_req` and "
+                "`tollgate` all three, so the target was not checked.")
 
     tg = ins["tollgate"]["added_ir_per_request"]
     lr = ins["limit_req"]["added_ir_per_request"]
     text = ("Tollgate adds **{:,.0f}** instructions per request over plain "
             "nginx; `limit_req` adds **{:,.0f}**. ".format(tg, lr))
     if tg <= lr:
-        return text + "The target (no more than `limit_req`) is **met**."
-    return text + ("The target (no more than `limit_req`) is **not met**: "
-                   "Tollgate adds {:,.0f} more ({:.1f}x).".format(
-                       tg - lr, tg / lr if lr > 0 else float("inf")))
+        text += "The target (no more than `limit_req`) is **met**."
+    else:
+        text += ("The target (no more than `limit_req`) is **not met**: "
+                 "Tollgate adds {:,.0f} more ({:.1f}x).".format(
+                     tg - lr, tg / lr if lr > 0 else float("inf")))
+    if "limit_req_app" in ins:
+        text += (" Keyed by the same header as Tollgate, `limit_req` adds "
+                 "{:,.0f}.".format(
+                     ins["limit_req_app"]["added_ir_per_request"]))
+    return text
+
+
+def breakdown_text(ins):
+    b = ins.get("tollgate", {}).get("breakdown")
+    if not b:
+        return "Tollgate was not measured in this run."
+
+    entries = table(["module function called by nginx",
+                     "instructions/request (inclusive)"],
+                    [("`%s`" % fn, "{:,.0f}".format(ir))
+                     for fn, ir in b["entry_points"].items()])
+    callees = table(["called by `%s`" % b["top"], "instructions/request"],
+                    [("`%s`" % fn if not fn.startswith("(") else fn,
+                      "{:,.0f}".format(ir))
+                     for fn, ir in b["top_callees"].items()])
+    return entries + "\n\n" + callees
 
 
 def render_doc(results_dir, doc):
@@ -245,6 +344,7 @@ def render_doc(results_dir, doc):
         "THROUGHPUT": throughput_table(t),
         "INSTRUCTIONS": instructions_table(ins),
         "VERDICT": verdict(ins),
+        "BREAKDOWN": breakdown_text(ins),
         "DURATION": p["duration_s"],
         "RUNS": p["runs"],
         "CONNECTIONS": p["connections"],

@@ -1,11 +1,14 @@
 #!/bin/bash
 # `make bench`: what Tollgate costs on the request path.
 #
-# The same location (a 1 KiB static file) under three variants of one
-# nginx configuration (bench/nginx.conf.in):
-#   plain      nothing limits
-#   limit_req  stock limit_req, with a rate that admits every request
-#   tollgate   Tollgate standalone, with a quota that admits every request
+# The same location (a 1 KiB static file) under variants of one nginx
+# configuration (bench/nginx.conf.in):
+#   plain          nothing limits
+#   limit_req      stock limit_req by client address, with a rate that
+#                  admits every request
+#   limit_req_app  the same keyed by the X-App-Id header, as Tollgate is
+#   tollgate       Tollgate standalone, with a quota that admits every
+#                  request
 #
 # 1. Throughput and latency: wrk on loopback, BENCH_RUNS runs of
 #    BENCH_DURATION seconds per variant (variants interleaved, so drift
@@ -27,7 +30,7 @@ export BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-50}
 export BENCH_THREADS=${BENCH_THREADS:-1}
 export BENCH_REQUESTS=${BENCH_REQUESTS:-20000}
 export BENCH_REPEATS=${BENCH_REPEATS:-3}
-export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req tollgate}
+export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app tollgate}
 
 # TOLLGATE_MODULE: a module built elsewhere (make BUILD=... module)
 module=${TOLLGATE_MODULE:-$root/build/ngx_http_tollgate_module.so}
@@ -71,6 +74,8 @@ run_tracked() {
 
 
 # variant_lines VARIANT: sets the directives that make up a variant.
+# The $names in single quotes are nginx variables, not the shell's.
+# shellcheck disable=SC2016
 variant_lines() {
     load="" limit_http="" limit_location=""
 
@@ -81,6 +86,11 @@ variant_lines() {
         # 1e6 r/s with a burst as large never delays nor rejects at
         # loopback speed, yet runs all of limit_req's accounting
         limit_http='limit_req_zone $binary_remote_addr zone=bench:1m rate=1000000r/s;'
+        limit_location='limit_req zone=bench burst=1000000 nodelay;'
+        ;;
+    limit_req_app)
+        # the same, keyed like Tollgate by a request header
+        limit_http='limit_req_zone $http_x_app_id zone=bench:1m rate=1000000r/s;'
         limit_location='limit_req zone=bench burst=1000000 nodelay;'
         ;;
     tollgate)

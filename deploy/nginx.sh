@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by deploy/run.sh and bench/run.sh: render an nginx
 # configuration from a template, pick and probe loopback ports, and start
 # and stop processes by PID.  Source it from bash; it defines functions

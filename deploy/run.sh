@@ -41,6 +41,7 @@ prefix=$(mktemp -d /tmp/tollgate-run.XXXXXX)
 errlog=$prefix/logs/error.log
 nginx_pid=""
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     trap - EXIT INT TERM
     if [ -n "$nginx_pid" ]; then
