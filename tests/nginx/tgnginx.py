@@ -45,10 +45,11 @@ DEFAULT_HTTP = """
 """
 DEFAULT_LIMIT = "tollgate zone=tg app=$http_x_app_id;"
 DEFAULT_CLUSTER = "tollgate_cluster c1;"
+DEFAULT_ZONE = "tg:1m"
 
 # the app id comes last: it is the only field that may hold spaces
 ACCESS_FIELDS = ("test_id", "method", "uri", "status", "cost", "decision",
-                 "layer", "app")
+                 "layer", "pid", "app")
 
 CONF = """
 load_module {module};
@@ -73,10 +74,10 @@ http {{
 
     log_format tollgate '$http_x_test_id $request_method $uri $status '
                         '$tollgate_cost $tollgate_decision $tollgate_layer '
-                        '$http_x_app_id';
+                        '$pid $http_x_app_id';
     log_format upstream '$http_x_test_id $request_method $uri $status';
 
-    tollgate_zone tg:1m;
+    tollgate_zone {zone};
 {http}
 
     server {{
@@ -92,7 +93,7 @@ http {{
     }}
 
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} reuseport;
         access_log {prefix}/access.log tollgate;
         client_max_body_size 20m;
         # large enough for the module, not nginx, to judge an 8 KiB app id
@@ -308,16 +309,18 @@ def find_app(status, app_id):
 class Gateway:
     """nginx with Tollgate in front of a WebDAV upstream.
 
-    http goes into the http block (clusters, apps, profiles), cluster and
-    server into the gateway's server block, limit and location into both
-    limited locations (/ and /post/).  expect_errors lists regular expressions of
+    zone is the tollgate_zone, http goes into the http block (clusters,
+    apps, profiles), cluster and server into the gateway's server block,
+    limit and location into both limited locations (/ and /post/).  expect_errors lists regular expressions of
     the [error] lines the test provokes on purpose.
     """
 
-    def __init__(self, http=DEFAULT_HTTP, cluster=DEFAULT_CLUSTER, server="",
-                 limit=DEFAULT_LIMIT, location="", expect_errors=()):
-        self.snippets = {"http": http, "cluster": cluster, "server": server,
-                         "limit": limit, "location": location}
+    def __init__(self, zone=DEFAULT_ZONE, http=DEFAULT_HTTP,
+                 cluster=DEFAULT_CLUSTER, server="", limit=DEFAULT_LIMIT,
+                 location="", expect_errors=()):
+        self.snippets = {"zone": zone, "http": http, "cluster": cluster,
+                         "server": server, "limit": limit,
+                         "location": location}
         self.expect_errors = [re.compile(e) for e in expect_errors]
         self.prefix = Path(tempfile.mkdtemp(prefix="tollgate-nginx-"))
         self.conf = self.prefix / "nginx.conf"
