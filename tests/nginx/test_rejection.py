@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tgnginx import check_rejection, parse_policies, spend
+from tgnginx import check_rejection, free_ports, parse_policies, spend
 
 TWO_APPS = """
     tollgate_cluster_capacity c1 capacity=1000 reserved=0.2;
@@ -99,3 +99,22 @@ def test_dry_run_never_rejects_but_counts_would_be_rejections(gateway):
     assert metrics.value(total, app="slow", decision="dry_run") == would_be
     assert metrics.value(total, app="slow", decision="allowed") == 30 - would_be
     assert metrics.value(total, app="slow", decision="rejected") == 0
+
+
+def test_failing_upstream_is_charged_and_its_502_passed_on(gateway):
+    # nothing listens on the port: nginx logs the refused connect()
+    dead_port, = free_ports(1)
+    gw = gateway(
+        server=f"""
+            location /dead/ {{
+                tollgate zone=tg app=$http_x_app_id;
+                proxy_pass http://127.0.0.1:{dead_port};
+            }}
+        """,
+        expect_errors=[r"connect\(\) failed .*Connection refused"])
+
+    reply = gw.request("GET", "/dead/x", app="roomy")
+
+    assert reply.status == 502, reply
+    entry = gw.entry(reply)
+    assert (entry["decision"], entry["cost"]) == ("allowed", "2"), entry

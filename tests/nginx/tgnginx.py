@@ -311,8 +311,9 @@ class Gateway:
 
     zone is the tollgate_zone, http goes into the http block (clusters,
     apps, profiles), cluster and server into the gateway's server block,
-    limit and location into both limited locations (/ and /post/).  expect_errors lists regular expressions of
-    the [error] lines the test provokes on purpose.
+    limit and location into both limited locations (/ and /post/).
+    expect_errors lists regular expressions of the [error] lines the test
+    provokes on purpose.
     """
 
     def __init__(self, zone=DEFAULT_ZONE, http=DEFAULT_HTTP,
