@@ -1,10 +1,8 @@
-"""Emergency mode in standalone (DESIGN §3, L1): at 95 % of capacity P0
-keeps guaranteed + burst, P1 is held to guaranteed, P2 is refused."""
+"""The storage cluster (DESIGN §3, L1) in standalone: bursts leave the
+reserve to guaranteed traffic, and emergency mode at 95 % of capacity
+keeps P0 at guaranteed + burst, holds P1 to guaranteed, refuses P2."""
 
-import threading
-import time
-
-from tgnginx import check_rejection
+from tgnginx import check_rejection, drive
 
 GUARANTEED_TPS = 10
 BURST_TPS = 40
@@ -19,38 +17,6 @@ EMERGENCY_HTTP = f"""
     tollgate_app p1 guaranteed={GUARANTEED_TPS} burst={BURST_TPS} priority=1;
     tollgate_app p2 guaranteed={GUARANTEED_TPS} burst={BURST_TPS} priority=2;
 """
-
-
-def drive(gw, apps, seconds=None, until=None):
-    """GETs as each app from its own thread, a few hundred a second,
-    for seconds or until until() is true; returns the replies per app and
-    how long the traffic lasted."""
-    stop = threading.Event()
-    replies = {app: [] for app in apps}
-
-    def traffic(app):
-        with gw.client() as c:
-            while not stop.is_set():
-                replies[app].append(c.request("GET", "/obj/1k", app=app))
-                time.sleep(0.003)
-
-    threads = [threading.Thread(target=traffic, args=(app,)) for app in apps]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    try:
-        if until is None:
-            time.sleep(seconds)
-        else:
-            deadline = started + 15
-            while not until():
-                assert time.monotonic() < deadline, "condition never met"
-                time.sleep(0.25)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    return replies, time.monotonic() - started
 
 
 def emergency_on(gw):
@@ -78,3 +44,23 @@ def test_emergency_keeps_p0_holds_p1_to_guaranteed_and_refuses_p2(gateway):
     assert check_rejection(gw, replies["p2"][-1]) == "cluster"
     assert {gw.entry(r)["layer"] for r in replies["p2"][-20:]} == {"cluster"}
     assert emergency_on(gw), "emergency mode ended before its 5 minutes"
+
+
+def test_a_flooding_tenant_leaves_the_others_their_guaranteed_rate(gateway):
+    # The hog may burst to the whole capacity, but only while the pool
+    # stays above its reserve of 50: the 40 tokens/s guaranteed to steady
+    # always find tokens, and together they never exceed capacity.
+    gw = gateway(http="""
+        tollgate_cluster_capacity c1 capacity=100 reserved=0.5;
+        tollgate_app hog guaranteed=10 burst=100;
+        tollgate_app steady guaranteed=40 burst=40;
+    """)
+
+    replies, elapsed_s = drive(gw, ["hog", "steady"], seconds=3)
+
+    admitted = {app: GET_COST * sum(r.status == 200 for r in rs)
+                for app, rs in replies.items()}
+    assert admitted["steady"] >= 0.85 * 40 * elapsed_s, admitted
+    assert admitted["hog"] >= 10 * elapsed_s, admitted
+    # the pool starts full: one second of capacity on top of the rate
+    assert sum(admitted.values()) <= 100 * elapsed_s + 100 + 2 * GET_COST

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tgnginx import KIB, MIB, find_app, spend
+from tgnginx import KIB, MIB, find_app, raw_request, spend
 
 COST_CASES = [
     # id, method, path, body bytes (None: no body), extra headers, cost
@@ -113,3 +113,23 @@ def test_chunked_upload_smaller_than_estimate_is_refunded(gateway):
     admitted, refusal = spend(gw, "chunky", 40)
     assert len(admitted) >= 15, "the unused estimate was not refunded"
     assert refusal is not None, "more was admitted than the app holds"
+
+
+def test_body_ending_short_is_refunded(gateway):
+    # 40 tokens held.  Charged 18 for the 1 MiB announced; 100 bytes come
+    # before the client gives up, which cost 3: 15 come back.
+    gw = gateway(http="""
+        tollgate_cluster_capacity c1 capacity=100000 reserved=0.2;
+        tollgate_app short guaranteed=40 burst=40;
+    """)
+    head = ("PUT /obj/short HTTP/1.1\r\nHost: gw\r\nX-App-Id: short\r\n"
+            f"X-Test-Id: short-body\r\nContent-Length: {MIB}\r\n\r\n")
+
+    raw_request(gw.port, head.encode() + b"s" * 100, half_close=True)
+
+    entry = gw.entry("short-body")
+    assert (entry["cost"], entry["decision"]) == ("18", "allowed"), entry
+    assert not (gw.data / "obj/short").exists()
+    admitted, refusal = spend(gw, "short", 40)
+    assert len(admitted) >= 15, "the bytes never sent were not refunded"
+    assert refusal is not None

@@ -81,6 +81,24 @@ def test_ratelimit_header_on_allowed_reply_follows_tollgate_headers(
         assert value is None, reply
 
 
+@pytest.mark.parametrize("level", [None, "info", "warn", "error"],
+                         ids=["default notice", "info", "warn", "error"])
+def test_rejection_is_logged_once_at_the_chosen_level(gateway, level):
+    gw = gateway(
+        http=TWO_APPS,
+        location=f"tollgate_log_level {level};" if level else "",
+        expect_errors=['"slow"'] if level == "error" else [])
+
+    admitted, refusal = spend(gw, "slow", 30)
+
+    assert refusal is not None
+    gw.entry(refusal)
+    lines = [line for line in gw.read_error_log().splitlines()
+             if '"slow"' in line]
+    assert len(lines) == 1, lines
+    assert f"[{level or 'notice'}]" in lines[0], lines[0]
+
+
 def test_dry_run_never_rejects_but_counts_would_be_rejections(gateway):
     gw = gateway(http=TWO_APPS, location="tollgate_dry_run on;")
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -234,9 +235,10 @@ class Client:
         self.close()
 
 
-def raw_request(port, data, timeout_s=10):
+def raw_request(port, data, timeout_s=10, half_close=False):
     """Sends bytes as they are and returns the reply's status code (0 when
-    the server closed without one) and the reply.
+    the server closed without one) and the reply; half_close ends the
+    sending side after data, as a client that stops mid-body does.
 
     Reading stops at the end of the first reply: a server that refused a
     request whose body never comes keeps the connection open a while to
@@ -245,6 +247,8 @@ def raw_request(port, data, timeout_s=10):
     reply = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
         s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         while not _reply_complete(reply):
             try:
                 part = s.recv(65536)
@@ -571,3 +575,35 @@ def spend(client, app, max_requests, path="/obj/1k"):
             return admitted, reply
         admitted.append(reply)
     return admitted, None
+
+
+def drive(gw, apps, seconds=None, until=None):
+    """GETs as each app from its own thread, a few hundred a second,
+    for seconds or until until() is true; returns the replies per app and
+    how long the traffic lasted."""
+    stop = threading.Event()
+    replies = {app: [] for app in apps}
+
+    def traffic(app):
+        with gw.client() as c:
+            while not stop.is_set():
+                replies[app].append(c.request("GET", "/obj/1k", app=app))
+                time.sleep(0.003)
+
+    threads = [threading.Thread(target=traffic, args=(app,)) for app in apps]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        if until is None:
+            time.sleep(seconds)
+        else:
+            deadline = started + 15
+            while not until():
+                assert time.monotonic() < deadline, "condition never met"
+                time.sleep(0.25)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return replies, time.monotonic() - started
