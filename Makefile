@@ -18,7 +18,9 @@ MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
 
 .PHONY: all deps core module test test-unit test-nginx run bench clean
 
-all: core module
+.PHONY: admin test-admin
+
+all: core module admin
 
 deps:
 	@scripts/deps.sh build
@@ -55,18 +57,51 @@ $(BUILD)/ngx_http_tollgate_module.so: $(BUILD)/nginx-src/objs/Makefile \
 	        $(BUILD)/nginx-src/objs/Makefile) -Wextra -Wno-unused-parameter"
 	cp $(BUILD)/nginx-src/objs/ngx_http_tollgate_module.so $@
 
+# admin daemon: libwebsockets, jansson, libjwt, libsodium, libpq, hiredis --
+
+ADMIN_LIBS    := libwebsockets jansson libjwt libsodium libpq hiredis
+ADMIN_SRCS    := $(wildcard admin/*.c)
+ADMIN_HDRS    := $(wildcard admin/*.h)
+ADMIN_EMBED   := $(sort $(wildcard admin/migrations/*.sql)) -- \
+                 $(wildcard redis/admin_*.lua) -- admin/openapi.yaml
+ADMIN_OBJS    := $(patsubst admin/%.c,$(BUILD)/admin/%.o,$(ADMIN_SRCS)) \
+                 $(BUILD)/admin/embedded.o
+
+admin:
+	@scripts/deps.sh admin
+	$(MAKE) $(BUILD)/tollgate-admin
+
+$(BUILD)/admin/embedded.c: admin/embed.sh $(filter-out --,$(ADMIN_EMBED))
+	@mkdir -p $(dir $@)
+	admin/embed.sh $@ $(ADMIN_EMBED)
+
+$(BUILD)/admin/embedded.o: $(BUILD)/admin/embedded.c admin/tga.h
+	$(CC) $(CFLAGS) $(WARN) -std=c99 -Iadmin -c $< -o $@
+
+$(BUILD)/admin/%.o: admin/%.c $(ADMIN_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -std=c99 -D_DEFAULT_SOURCE \
+	    $$(pkg-config --cflags $(ADMIN_LIBS)) -Iadmin -c $< -o $@
+
+$(BUILD)/tollgate-admin: $(ADMIN_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs $(ADMIN_LIBS))
+
 # tests ----------------------------------------------------------------------
 
 test: deps all
 	@scripts/deps.sh test
 	$(MAKE) test-unit
 	$(MAKE) test-nginx
+	$(MAKE) test-admin
 
 test-unit: core
 	$(MAKE) -C tests/unit BUILD=$(CURDIR)/$(BUILD)
 
 test-nginx: module
 	$(PYTHON) -m pytest -q tests/nginx
+
+test-admin: admin
+	$(PYTHON) -m pytest -q tests/admin
 
 # local stack and benchmarks -------------------------------------------------
 

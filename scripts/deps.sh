@@ -5,8 +5,10 @@ set -eu
 
 build="gcc make nginx nginx-dev libpcre3-dev zlib1g-dev libssl-dev
        libcmocka-dev libhiredis-dev pkg-config"
-test="$build python3 python3-pytest python3-requests python3-redis
-      python3-prometheus-client prometheus
+admin="$build libwebsockets-dev libjansson-dev libjwt-dev libsodium-dev
+       libpq-dev postgresql redis-server"
+test="$build $admin python3 python3-pytest python3-requests python3-redis
+      python3-prometheus-client prometheus python3-websocket
       redis-server redis-tools curl procps"
 run="$build curl"
 bench="$test wrk valgrind nginx libnginx-mod-http-lua python3-matplotlib"
@@ -16,6 +18,7 @@ case "${1:-build}" in
     test)  want=$test ;;
     run)   want=$run ;;
     bench) want=$bench ;;
+    admin) want=$admin ;;
     *) echo "deps.sh: unknown purpose \"$1\"" >&2; exit 2 ;;
 esac
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tgnginx import check_rejection, free_ports, parse_policies, spend
+from tgnginx import Worker, check_rejection, free_ports, parse_policies, spend
 
 TWO_APPS = """
     tollgate_cluster_capacity c1 capacity=1000 reserved=0.2;
@@ -25,7 +25,7 @@ def test_app_over_quota_gets_429_while_another_keeps_its_service(gateway):
                 roomy_statuses.append(c.request("GET", "/obj/1k", app="roomy").status)
                 time.sleep(0.01)   # well under roomy's 250 GETs/s
 
-    neighbour = threading.Thread(target=roomy_traffic)
+    neighbour = Worker(roomy_traffic)
     neighbour.start()
     try:
         with gw.client() as c:

@@ -4,13 +4,13 @@ across reloads, and a full zone that keeps serving."""
 import threading
 import time
 
-from tgnginx import Client, spend
+from tgnginx import Client, Worker, spend
 
 GET_COST = 2
 
 
 def run_threads(count, work):
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    threads = [Worker(work, i) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
@@ -55,7 +55,7 @@ def test_requests_are_answered_and_counted_through_reloads(gateway):
                                           headers={"Connection": "close"})
                                 .status)
 
-    worker = threading.Thread(target=run_threads, args=(4, traffic))
+    worker = Worker(run_threads, 4, traffic)
     worker.start()
     try:
         gw.reload()

@@ -577,6 +577,26 @@ def spend(client, app, max_requests, path="/obj/1k"):
     return admitted, None
 
 
+class Worker(threading.Thread):
+    """A thread whose exception is raised again by join(), so that a
+    client thread that failed fails the test instead of going quiet."""
+
+    def __init__(self, target, *args):
+        super().__init__(target=target, args=args)
+        self.error = None
+
+    def run(self):
+        try:
+            super().run()
+        except BaseException as e:
+            self.error = e
+
+    def join(self, timeout=None):
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
 def drive(gw, apps, seconds=None, until=None):
     """GETs as each app from its own thread, a few hundred a second,
     for seconds or until until() is true; returns the replies per app and
@@ -590,7 +610,7 @@ def drive(gw, apps, seconds=None, until=None):
                 replies[app].append(c.request("GET", "/obj/1k", app=app))
                 time.sleep(0.003)
 
-    threads = [threading.Thread(target=traffic, args=(app,)) for app in apps]
+    threads = [Worker(traffic, app) for app in apps]
     started = time.monotonic()
     for t in threads:
         t.start()
