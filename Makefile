@@ -86,6 +86,33 @@ $(BUILD)/admin/%.o: admin/%.c $(ADMIN_HDRS)
 $(BUILD)/tollgate-admin: $(ADMIN_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs $(ADMIN_LIBS))
 
+# admin daemon: libwebsockets, jansson, libjwt, libsodium, libpq, hiredis --
+
+ADMIN_LIBS    := libwebsockets jansson libjwt libsodium libpq hiredis
+ADMIN_SRCS    := $(wildcard admin/*.c)
+ADMIN_HDRS    := $(wildcard admin/*.h)
+ADMIN_EMBED   := $(sort $(wildcard admin/migrations/*.sql)) -- \
+                 $(wildcard redis/admin_*.lua) -- admin/openapi.yaml
+ADMIN_OBJS    := $(patsubst admin/%.c,$(BUILD)/admin/%.o,$(ADMIN_SRCS)) \
+                 $(BUILD)/admin/embedded.o
+
+admin: $(BUILD)/tollgate-admin
+
+$(BUILD)/admin/embedded.c: admin/embed.sh $(filter-out --,$(ADMIN_EMBED))
+	@mkdir -p $(dir $@)
+	admin/embed.sh $@ $(ADMIN_EMBED)
+
+$(BUILD)/admin/embedded.o: $(BUILD)/admin/embedded.c admin/tga.h
+	$(CC) $(CFLAGS) $(WARN) -std=c99 -Iadmin -c $< -o $@
+
+$(BUILD)/admin/%.o: admin/%.c $(ADMIN_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -std=c99 -D_DEFAULT_SOURCE \
+	    $$(pkg-config --cflags $(ADMIN_LIBS)) -Iadmin -c $< -o $@
+
+$(BUILD)/tollgate-admin: $(ADMIN_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs $(ADMIN_LIBS))
+
 # tests ----------------------------------------------------------------------
 
 test: deps all

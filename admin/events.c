@@ -49,13 +49,10 @@ tga_event(const char *type, const char *app_id, const char *cluster_id,
 void
 tga_route_events(tga_req_t *r)
 {
-    int          rc;
-    char         limit[24], offset[24], app[256], cluster[256], type[256];
-    json_t      *page;
-    const char  *params[5];
+    char         app[256], cluster[256], type[256];
+    const char  *params[3];
 
-    if (tga_valid_page(r, limit, offset) != TGA_OK
-        || tga_valid_query_id(r, "app_id", app, sizeof(app)) != TGA_OK
+    if (tga_valid_query_id(r, "app_id", app, sizeof(app)) != TGA_OK
         || tga_valid_query_id(r, "cluster_id", cluster, sizeof(cluster))
            != TGA_OK
         || tga_valid_query_id(r, "type", type, sizeof(type)) != TGA_OK)
@@ -66,23 +63,13 @@ tga_route_events(tga_req_t *r)
     params[0] = app;
     params[1] = cluster;
     params[2] = type;
-    params[3] = limit;
-    params[4] = offset;
 
-    page = tga_db_json(
-        "WITH m AS (SELECT * FROM events"
-        "  WHERE ($1 = '' OR app_id = $1) AND ($2 = '' OR cluster_id = $2)"
-        "    AND ($3 = '' OR type = $3))"
-        " SELECT json_build_object("
-        "  'items', COALESCE((SELECT json_agg(json_build_object("
-        "     'id', p.id, 'type', p.type, 'app_id', p.app_id,"
-        "     'cluster_id', p.cluster_id, 'details', p.details,"
-        "     'created_at', p.created_at) ORDER BY p.id DESC)"
-        "   FROM (SELECT * FROM m ORDER BY id DESC"
-        "         LIMIT $4::int OFFSET $5::int) p), '[]'::json),"
-        "  'total', (SELECT count(*) FROM m),"
-        "  'limit', $4::int, 'offset', $5::int)",
-        5, params, &rc);
-
-    tga_reply(r, page ? 200 : 500, page);
+    tga_reply_list(r, "SELECT * FROM events"
+                      " WHERE ($1 = '' OR app_id = $1)"
+                      " AND ($2 = '' OR cluster_id = $2)"
+                      " AND ($3 = '' OR type = $3)",
+                   "json_build_object('id', p.id, 'type', p.type,"
+                   " 'app_id', p.app_id, 'cluster_id', p.cluster_id,"
+                   " 'details', p.details, 'created_at', p.created_at)",
+                   "p.id DESC", 3, params);
 }

@@ -158,29 +158,10 @@ tga_route_me(tga_req_t *r)
 void
 tga_route_user_list(tga_req_t *r)
 {
-    int          rc;
-    char         limit[24], offset[24];
-    json_t      *page;
-    const char  *params[2];
-
-    if (tga_valid_page(r, limit, offset) != TGA_OK) {
-        return;
-    }
-
-    params[0] = limit;
-    params[1] = offset;
-
-    page = tga_db_json(
-        "SELECT json_build_object("
-        " 'items', COALESCE((SELECT json_agg(json_build_object("
-        "    'username', u.username, 'role', u.role,"
-        "    'created_at', u.created_at) ORDER BY u.username)"
-        "  FROM (SELECT * FROM users ORDER BY username"
-        "        LIMIT $1::int OFFSET $2::int) u), '[]'::json),"
-        " 'total', (SELECT count(*) FROM users),"
-        " 'limit', $1::int, 'offset', $2::int)", 2, params, &rc);
-
-    tga_reply(r, page ? 200 : 500, page);
+    tga_reply_list(r, "SELECT * FROM users",
+                   "json_build_object('username', p.username,"
+                   " 'role', p.role, 'created_at', p.created_at)",
+                   "p.username", 0, NULL);
 }
 
 

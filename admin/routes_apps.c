@@ -461,13 +461,10 @@ tga_route_app_get(tga_req_t *r)
 void
 tga_route_app_list(tga_req_t *r)
 {
-    int          rc;
-    char         limit[24], offset[24], prefix[256], cluster[256];
-    json_t      *page;
-    const char  *params[4];
+    char         prefix[256], cluster[256];
+    const char  *params[2];
 
-    if (tga_valid_page(r, limit, offset) != TGA_OK
-        || tga_valid_query_id(r, "prefix", prefix, sizeof(prefix)) != TGA_OK
+    if (tga_valid_query_id(r, "prefix", prefix, sizeof(prefix)) != TGA_OK
         || tga_valid_query_id(r, "cluster_id", cluster, sizeof(cluster))
            != TGA_OK)
     {
@@ -476,20 +473,9 @@ tga_route_app_list(tga_req_t *r)
 
     params[0] = prefix;
     params[1] = cluster;
-    params[2] = limit;
-    params[3] = offset;
 
-    page = tga_db_json(
-        "WITH m AS (SELECT * FROM applications a"
-        "  WHERE starts_with(a.app_id, $1)"
-        "    AND ($2 = '' OR a.cluster_id = $2))"
-        " SELECT json_build_object("
-        "  'items', COALESCE((SELECT json_agg(to_json(p) ORDER BY p.app_id)"
-        "   FROM (SELECT * FROM m ORDER BY app_id"
-        "         LIMIT $3::int OFFSET $4::int) p), '[]'::json),"
-        "  'total', (SELECT count(*) FROM m),"
-        "  'limit', $3::int, 'offset', $4::int)",
-        4, params, &rc);
-
-    tga_reply(r, page ? 200 : 500, page);
+    tga_reply_list(r, "SELECT * FROM applications"
+                      " WHERE starts_with(app_id, $1)"
+                      " AND ($2 = '' OR cluster_id = $2)",
+                   "to_json(p)", "p.app_id", 2, params);
 }

@@ -16,44 +16,24 @@
 #include "valid.h"
 
 
-/* a cluster row with the sum of its guaranteed quotas */
-#define TGA_CLUSTER_JSON                                                     \
-    "json_build_object('cluster_id', c.cluster_id, 'capacity', c.capacity," \
-    " 'reserved_ratio', c.reserved_ratio, 'version', c.version,"            \
-    " 'created_at', c.created_at, 'updated_at', c.updated_at,"              \
-    " 'guaranteed_limit',"                                                  \
-    "   floor(c.capacity * (1 - c.reserved_ratio))::bigint,"                \
-    " 'guaranteed_total', (SELECT COALESCE(sum(guaranteed_quota), 0)"       \
-    "   FROM applications a WHERE a.cluster_id = c.cluster_id),"            \
-    " 'app_count', (SELECT count(*) FROM applications a"                    \
-    "   WHERE a.cluster_id = c.cluster_id))"
+/* a cluster row "c" with the sum of its guaranteed quotas */
+#define TGA_CLUSTER_JSON_OF(c)                                               \
+    "json_build_object('cluster_id', " c ".cluster_id,"                      \
+    " 'capacity', " c ".capacity, 'reserved_ratio', " c ".reserved_ratio,"   \
+    " 'version', " c ".version, 'created_at', " c ".created_at,"             \
+    " 'updated_at', " c ".updated_at, 'guaranteed_limit',"                   \
+    "   floor(" c ".capacity * (1 - " c ".reserved_ratio))::bigint,"         \
+    " 'guaranteed_total', (SELECT COALESCE(sum(guaranteed_quota), 0)"        \
+    "   FROM applications a WHERE a.cluster_id = " c ".cluster_id),"         \
+    " 'app_count', (SELECT count(*) FROM applications a"                     \
+    "   WHERE a.cluster_id = " c ".cluster_id))"
 
 
 void
 tga_route_cluster_list(tga_req_t *r)
 {
-    int          rc;
-    char         limit[24], offset[24];
-    json_t      *page;
-    const char  *params[2];
-
-    if (tga_valid_page(r, limit, offset) != TGA_OK) {
-        return;
-    }
-
-    params[0] = limit;
-    params[1] = offset;
-
-    page = tga_db_json(
-        "SELECT json_build_object("
-        " 'items', COALESCE((SELECT json_agg(" TGA_CLUSTER_JSON
-        "   ORDER BY c.cluster_id)"
-        "  FROM (SELECT * FROM clusters ORDER BY cluster_id"
-        "        LIMIT $1::int OFFSET $2::int) c), '[]'::json),"
-        " 'total', (SELECT count(*) FROM clusters),"
-        " 'limit', $1::int, 'offset', $2::int)", 2, params, &rc);
-
-    tga_reply(r, page ? 200 : 500, page);
+    tga_reply_list(r, "SELECT * FROM clusters",
+                   TGA_CLUSTER_JSON_OF("p"), "p.cluster_id", 0, NULL);
 }
 
 
@@ -64,7 +44,7 @@ tga_cluster_read(const char *id, int *rc)
 
     params[0] = id;
 
-    return tga_db_json("SELECT " TGA_CLUSTER_JSON
+    return tga_db_json("SELECT " TGA_CLUSTER_JSON_OF("c")
                        " FROM clusters c WHERE c.cluster_id = $1",
                        1, params, rc);
 }
@@ -212,27 +192,8 @@ tga_route_cluster_put(tga_req_t *r)
 void
 tga_route_profile_list(tga_req_t *r)
 {
-    int          rc;
-    char         limit[24], offset[24];
-    json_t      *page;
-    const char  *params[2];
-
-    if (tga_valid_page(r, limit, offset) != TGA_OK) {
-        return;
-    }
-
-    params[0] = limit;
-    params[1] = offset;
-
-    page = tga_db_json(
-        "SELECT json_build_object("
-        " 'items', COALESCE((SELECT json_agg(to_json(p) ORDER BY p.name)"
-        "  FROM (SELECT * FROM cost_profiles ORDER BY name"
-        "        LIMIT $1::int OFFSET $2::int) p), '[]'::json),"
-        " 'total', (SELECT count(*) FROM cost_profiles),"
-        " 'limit', $1::int, 'offset', $2::int)", 2, params, &rc);
-
-    tga_reply(r, page ? 200 : 500, page);
+    tga_reply_list(r, "SELECT * FROM cost_profiles", "to_json(p)", "p.name",
+                   0, NULL);
 }
 
 

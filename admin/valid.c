@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "http.h"
 #include "valid.h"
 
@@ -207,4 +208,39 @@ tga_valid_force(tga_req_t *r)
     arg = tga_req_arg(r, "force", buf, sizeof(buf));
 
     return arg && (strcmp(arg, "true") == 0 || strcmp(arg, "1") == 0);
+}
+
+
+void
+tga_reply_list(tga_req_t *r, const char *select_sql, const char *item_sql,
+    const char *order_sql, int n, const char **params)
+{
+    int          rc;
+    char         sql[2048], limit[24], offset[24];
+    json_t      *page;
+    const char  *all[8];
+
+    if (tga_valid_page(r, limit, offset) != TGA_OK) {
+        return;
+    }
+
+    if (n > 0) {
+        memcpy(all, params, n * sizeof(params[0]));
+    }
+    all[n] = limit;
+    all[n + 1] = offset;
+
+    snprintf(sql, sizeof(sql),
+             "WITH m AS (%s) SELECT json_build_object("
+             " 'items', COALESCE((SELECT json_agg(%s ORDER BY %s)"
+             "   FROM (SELECT * FROM m p ORDER BY %s"
+             "         LIMIT $%d::int OFFSET $%d::int) p), '[]'::json),"
+             " 'total', (SELECT count(*) FROM m),"
+             " 'limit', $%d::int, 'offset', $%d::int)",
+             select_sql, item_sql, order_sql, order_sql, n + 1, n + 2,
+             n + 1, n + 2);
+
+    page = tga_db_json(sql, n + 2, all, &rc);
+
+    tga_reply(r, page ? 200 : 500, page);
 }

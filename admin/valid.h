@@ -41,6 +41,16 @@ int tga_valid_page(tga_req_t *r, char *limit, char *offset);
 int tga_valid_query_id(tga_req_t *r, const char *name, char *buf,
     int size);
 
+/*
+ * Replies with one page of a list: select_sql is a SELECT of the rows
+ * (its filters may use $1..$n), item_sql renders a row "p" as JSON and
+ * order_sql orders rows; limit and offset come from the query.  All
+ * three are fixed SQL text of the caller, never request data.
+ */
+void tga_reply_list(tga_req_t *r, const char *select_sql,
+    const char *item_sql, const char *order_sql, int n,
+    const char **params);
+
 /* ?force=true */
 int tga_valid_force(tga_req_t *r);
 
