@@ -16,11 +16,12 @@ CORE_OBJS  := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
                $(CORE_HDRS)
 
-.PHONY: all deps core module test test-unit test-nginx run bench clean
+.PHONY: all deps core module web test test-unit test-nginx test-web run \
+        bench clean
 
 .PHONY: admin test-admin
 
-all: core module admin
+all: core module admin web
 
 deps:
 	@scripts/deps.sh build
@@ -57,6 +58,20 @@ $(BUILD)/ngx_http_tollgate_module.so: $(BUILD)/nginx-src/objs/Makefile \
 	        $(BUILD)/nginx-src/objs/Makefile) -Wextra -Wno-unused-parameter"
 	cp $(BUILD)/nginx-src/objs/ngx_http_tollgate_module.so $@
 
+# dashboard: a Vite build of web/ into web/dist, served by tollgate-admin ----
+
+WEB_SRCS := $(shell find web/src -type f 2>/dev/null) web/index.html \
+            web/package.json web/vite.config.ts web/tsconfig.app.json
+
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	@scripts/deps.sh web
+	cd web && npm ci --no-audit --no-fund
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRCS)
+	cd web && npm run build
+
 # admin daemon: libwebsockets, jansson, libjwt, libsodium, libpq, hiredis --
 
 ADMIN_LIBS    := libwebsockets jansson libjwt libsodium libpq hiredis
@@ -86,33 +101,6 @@ $(BUILD)/admin/%.o: admin/%.c $(ADMIN_HDRS)
 $(BUILD)/tollgate-admin: $(ADMIN_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs $(ADMIN_LIBS))
 
-# admin daemon: libwebsockets, jansson, libjwt, libsodium, libpq, hiredis --
-
-ADMIN_LIBS    := libwebsockets jansson libjwt libsodium libpq hiredis
-ADMIN_SRCS    := $(wildcard admin/*.c)
-ADMIN_HDRS    := $(wildcard admin/*.h)
-ADMIN_EMBED   := $(sort $(wildcard admin/migrations/*.sql)) -- \
-                 $(wildcard redis/admin_*.lua) -- admin/openapi.yaml
-ADMIN_OBJS    := $(patsubst admin/%.c,$(BUILD)/admin/%.o,$(ADMIN_SRCS)) \
-                 $(BUILD)/admin/embedded.o
-
-admin: $(BUILD)/tollgate-admin
-
-$(BUILD)/admin/embedded.c: admin/embed.sh $(filter-out --,$(ADMIN_EMBED))
-	@mkdir -p $(dir $@)
-	admin/embed.sh $@ $(ADMIN_EMBED)
-
-$(BUILD)/admin/embedded.o: $(BUILD)/admin/embedded.c admin/tga.h
-	$(CC) $(CFLAGS) $(WARN) -std=c99 -Iadmin -c $< -o $@
-
-$(BUILD)/admin/%.o: admin/%.c $(ADMIN_HDRS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -std=c99 -D_DEFAULT_SOURCE \
-	    $$(pkg-config --cflags $(ADMIN_LIBS)) -Iadmin -c $< -o $@
-
-$(BUILD)/tollgate-admin: $(ADMIN_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs $(ADMIN_LIBS))
-
 # tests ----------------------------------------------------------------------
 
 test: deps all
@@ -120,6 +108,7 @@ test: deps all
 	$(MAKE) test-unit
 	$(MAKE) test-nginx
 	$(MAKE) test-admin
+	$(MAKE) test-web
 
 test-unit: core
 	$(MAKE) -C tests/unit BUILD=$(CURDIR)/$(BUILD)
@@ -129,6 +118,14 @@ test-nginx: module
 
 test-admin: admin
 	$(PYTHON) -m pytest -q tests/admin
+
+# Component tests, then the browser tests against a real stack, which need
+# the admin daemon.
+test-web: web
+	cd web && npm test
+	@if [ -x $(BUILD)/tollgate-admin ]; then cd web && npm run e2e; \
+	else echo "test-web: $(BUILD)/tollgate-admin is not built:" \
+	    "end-to-end tests not run"; fi
 
 # local stack and benchmarks -------------------------------------------------
 
