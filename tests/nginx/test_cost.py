@@ -133,3 +133,37 @@ def test_body_ending_short_is_refunded(gateway):
     admitted, refusal = spend(gw, "short", 40)
     assert len(admitted) >= 15, "the bytes never sent were not refunded"
     assert refusal is not None
+
+
+ONCE_CASES = [
+    # id, gateway snippets, path
+    ("internal redirect", {"location": """
+        proxy_intercept_errors on;
+        error_page 404 = /obj/1k;
+    """}, "/obj/missing"),
+    ("mirror subrequest", {
+        "location": "mirror /mirror/1k;",
+        "server": """
+            location /mirror/ {
+                internal;
+                tollgate zone=tg app=$http_x_app_id;
+                proxy_pass http://storage/obj/;
+            }
+        """}, "/obj/1k"),
+]
+
+
+@pytest.mark.parametrize(
+    "snippets, path", [case[1:] for case in ONCE_CASES],
+    ids=[case[0] for case in ONCE_CASES])
+def test_client_request_is_charged_once(gateway, snippets, path):
+    gw = gateway(**snippets)
+
+    reply = gw.request("GET", path, app="roomy")
+
+    assert reply.status == 200, reply
+    assert gw.entry(reply)["cost"] == "2"
+    metrics = gw.metrics()
+    assert metrics.value("tollgate_cost_total", app="roomy") == 2
+    assert metrics.value("tollgate_requests_total", app="roomy",
+                         decision="allowed") == 1

@@ -81,10 +81,17 @@ http {{
     tollgate_zone {zone};
 {http}
 
+    # for snippets: proxy_pass http://storage/...;
+    upstream storage {{
+        server 127.0.0.1:{upstream_port};
+    }}
+
     server {{
         listen 127.0.0.1:{upstream_port};
         access_log {prefix}/upstream.log upstream;
         client_max_body_size 20m;
+        # a 404 is an answer here, not a fault
+        log_not_found off;
 
         location / {{
             root {prefix}/data;
