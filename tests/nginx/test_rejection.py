@@ -53,6 +53,20 @@ def test_app_over_quota_gets_429_while_another_keeps_its_service(gateway):
     assert roomy_statuses and set(roomy_statuses) == {200}, roomy_statuses
 
 
+@pytest.mark.parametrize("app", ["slow", "borrower"])
+def test_retry_after_is_long_enough(gateway, app):
+    gw = gateway(http=TWO_APPS + """
+        tollgate_app borrower guaranteed=4 burst=4 max_borrow=10;
+    """)
+    admitted, refusal = spend(gw, app, 40)
+    assert refusal is not None and refusal.status == 429
+
+    time.sleep(int(refusal.header("Retry-After")))
+
+    again = gw.request("GET", "/obj/1k", app=app)
+    assert again.status == 200, (refusal.headers["RateLimit"], again)
+
+
 def test_rejection_status_code_is_configurable(gateway):
     gw = gateway(http=TWO_APPS, location="tollgate_status_code 503;")
 
