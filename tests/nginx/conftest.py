@@ -8,15 +8,19 @@ did not declare with expect_errors.
 
 import pytest
 
-from tgnginx import MODULE, NGINX, Gateway
+from tgnginx import MODULE, NGINX, Gateway, config_test
 
 
 def pytest_sessionstart(session):
-    # not a skip: a suite that cannot run must not look green
+    # not a skip: a suite that cannot run must not look green; and one
+    # clear line rather than every test failing on the same dlopen()
     if not MODULE.exists():
         raise pytest.UsageError(
             f"{MODULE} is missing: build it with `make module` "
             "(or point TOLLGATE_MODULE at a build)")
+    code, output = config_test()
+    if code != 0 and "dlopen()" in output:
+        raise pytest.UsageError(f"nginx cannot load {MODULE}:\n{output}")
 
 
 @pytest.fixture
