@@ -622,6 +622,11 @@ tga_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        /* lws also completes an empty body we have already answered */
+        if (pss->out) {
+            return 0;
+        }
+
         return pss->refused ? tga_http_send(wsi, pss)
                             : tga_http_dispatch(wsi, pss);
 
