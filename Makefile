@@ -16,11 +16,12 @@ CORE_OBJS  := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
                $(CORE_HDRS)
 
-.PHONY: all deps core module test test-unit test-nginx run bench clean
+.PHONY: all deps core module web test test-unit test-nginx test-web run \
+        bench clean
 
 .PHONY: admin test-admin
 
-all: core module admin
+all: core module admin web
 
 deps:
 	@scripts/deps.sh build
@@ -50,12 +51,33 @@ $(BUILD)/nginx-src/objs/Makefile: $(BUILD)/nginx-src/configure nginx/config
 	cd $(BUILD)/nginx-src && ./configure --with-compat \
 	    --add-dynamic-module=$(CURDIR)/nginx >/dev/null
 
+# the Redis scripts, compiled into the module (nginx/config names this path)
+SCRIPTS_C  := build/tg_scripts.c
+
+$(SCRIPTS_C): $(wildcard redis/*.lua redis/lib/*.lua) scripts/embed-lua.sh
+	@mkdir -p build
+	scripts/embed-lua.sh $@
+
 $(BUILD)/ngx_http_tollgate_module.so: $(BUILD)/nginx-src/objs/Makefile \
-	    $(MODULE_SRCS)
+	    $(MODULE_SRCS) $(SCRIPTS_C)
 	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules \
 	    CFLAGS="$$(sed -n 's/^CFLAGS = //p' \
 	        $(BUILD)/nginx-src/objs/Makefile) -Wextra -Wno-unused-parameter"
 	cp $(BUILD)/nginx-src/objs/ngx_http_tollgate_module.so $@
+
+# dashboard: a Vite build of web/ into web/dist, served by tollgate-admin ----
+
+WEB_SRCS := $(shell find web/src -type f 2>/dev/null) web/index.html \
+            web/package.json web/vite.config.ts web/tsconfig.app.json
+
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	@scripts/deps.sh web
+	cd web && npm ci --no-audit --no-fund
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRCS)
+	cd web && npm run build
 
 # admin daemon: libwebsockets, jansson, libjwt, libsodium, libpq, hiredis --
 
@@ -93,6 +115,7 @@ test: deps all
 	$(MAKE) test-unit
 	$(MAKE) test-nginx
 	$(MAKE) test-admin
+	$(MAKE) test-web
 
 test-unit: core
 	$(MAKE) -C tests/unit BUILD=$(CURDIR)/$(BUILD)
@@ -102,6 +125,14 @@ test-nginx: module
 
 test-admin: admin
 	$(PYTHON) -m pytest -q tests/admin
+
+# Component tests, then the browser tests against a real stack, which need
+# the admin daemon.
+test-web: web
+	cd web && npm test
+	@if [ -x $(BUILD)/tollgate-admin ]; then cd web && npm run e2e; \
+	else echo "test-web: $(BUILD)/tollgate-admin is not built:" \
+	    "end-to-end tests not run"; fi
 
 # local stack and benchmarks -------------------------------------------------
 

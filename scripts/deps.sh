@@ -1,7 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages a purpose needs, and only those missing, so
-# that a second `make test` costs nothing.  Usage: deps.sh build|test|bench|run
+# that a second `make test` costs nothing.
+# Usage: deps.sh build|test|bench|run|web
 set -eu
+
+# The dashboard builds with Debian 12's Node 18 and npm 9.  A Node.js
+# installed otherwise (NodeSource's bundles npm) is used as it is: Debian's
+# npm package would try to replace it.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    web="chromium"
+else
+    web="nodejs npm chromium"
+fi
 
 build="gcc make nginx nginx-dev libpcre3-dev zlib1g-dev libssl-dev
        libcmocka-dev libhiredis-dev pkg-config"
@@ -9,7 +19,7 @@ admin="$build libwebsockets-dev libjansson-dev libjwt-dev libsodium-dev
        libpq-dev postgresql redis-server"
 test="$build $admin python3 python3-pytest python3-requests python3-redis
       python3-prometheus-client prometheus python3-websocket
-      redis-server redis-tools curl procps"
+      redis-server redis-tools curl procps $web"
 run="$build curl"
 bench="$test wrk valgrind nginx libnginx-mod-http-lua python3-matplotlib"
 
@@ -19,6 +29,7 @@ case "${1:-build}" in
     run)   want=$run ;;
     bench) want=$bench ;;
     admin) want=$admin ;;
+    web)   want=$web ;;
     *) echo "deps.sh: unknown purpose \"$1\"" >&2; exit 2 ;;
 esac
 
