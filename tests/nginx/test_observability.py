@@ -55,6 +55,20 @@ def test_metrics_agree_with_the_access_log(gateway):
     assert {"guaranteed", "burst"} <= token_layers, token_layers
 
 
+def test_declared_cluster_and_apps_have_metrics_before_any_request(gateway):
+    # an idle app or cluster is a series at 0, not a missing one, so that
+    # dashboards and alerts see it from the start
+    gw = gateway(http=APPS_HTTP)
+
+    metrics = gw.metrics()
+
+    assert metrics.value("tollgate_emergency_mode", cluster="c1") == 0
+    for app in DECLARED_APPS:
+        assert metrics.value("tollgate_requests_total", app=app,
+                             decision="allowed") == 0
+        assert metrics.value("tollgate_cost_total", app=app) == 0
+
+
 def test_metrics_labels_stay_bounded_under_unknown_app_ids(gateway):
     gw = gateway(http=APPS_HTTP)
     traffic(gw)

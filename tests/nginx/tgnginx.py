@@ -287,34 +287,20 @@ class Metrics:
         return [s for f in self.families.values() for s in f.samples if s.name == name]
 
     def value(self, name, **labels):
-        """The sample whose labels include these; 0 when there is none
-        (a counter not yet touched), an error when several match."""
+        """The value of the one sample whose labels include these."""
         found = [s for s in self.samples(name)
                  if all(s.labels.get(k) == v for k, v in labels.items())]
-        assert len(found) <= 1, f"{name}{labels} matches {found}"
-        return found[0].value if found else 0.0
+        assert len(found) == 1, f"{name}{labels} matches {found}"
+        return found[0].value
 
 
 def find_app(status, app_id):
-    """The object describing app_id in a /tollgate/status document,
-    whether apps are listed ({"app_id": ...} items) or keyed by id."""
-    if isinstance(status, dict):
-        for key, value in status.items():
-            if key == app_id and isinstance(value, dict):
-                return value
-        for key in ("app_id", "app", "id"):
-            if status.get(key) == app_id:
-                return status
-        children = status.values()
-    elif isinstance(status, list):
-        children = status
-    else:
-        return None
-    for child in children:
-        found = find_app(child, app_id)
-        if found is not None:
-            return found
-    return None
+    """The entry of app_id in a /tollgate/status document."""
+    for zone in status["zones"]:
+        for app in zone["apps"]:
+            if app["app_id"] == app_id:
+                return app
+    raise AssertionError(f"no app {app_id!r} in {status}")
 
 
 class Gateway:
