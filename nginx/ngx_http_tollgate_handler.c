@@ -8,8 +8,6 @@
  */
 
 
-#include <time.h>
-
 #include "ngx_http_tollgate_module.h"
 
 
@@ -18,30 +16,20 @@ static ngx_http_tollgate_ctx_t *ngx_http_tollgate_get_ctx(
 static ngx_http_tollgate_ctx_t *ngx_http_tollgate_create_ctx(
     ngx_http_request_t *r);
 static void ngx_http_tollgate_ctx_cleanup(void *data);
-static ngx_int_t ngx_http_tollgate_refuse(ngx_http_request_t *r,
-    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
-    ngx_http_tollgate_decision_e decision);
-static ngx_int_t ngx_http_tollgate_reject(ngx_http_request_t *r,
-    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
-    tg_grant_t *grant, uint64_t remaining_tokens);
-static ngx_int_t ngx_http_tollgate_send(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *body, size_t len);
 static ngx_int_t ngx_http_tollgate_add_header(ngx_http_request_t *r,
     char *name, u_char *value, size_t len);
 static u_char *ngx_http_tollgate_policy(u_char *p, u_char *last,
-    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app);
+    ngx_http_tollgate_ctx_t *ctx);
 static uint64_t ngx_http_tollgate_remaining(tg_cluster_t *c,
     tg_app_t *a, tg_layer_e layer);
-static void ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
-    struct timespec *start);
 static ngx_int_t ngx_http_tollgate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_tollgate_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_tollgate_keycmp(ngx_http_tollgate_node_t *a,
     ngx_http_tollgate_node_t *b);
-static void ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
-    ngx_log_t *log);
+static ngx_uint_t ngx_http_tollgate_evict_locked(
+    ngx_http_tollgate_zone_t *zone, tg_msec_t now_ms, ngx_log_t *log);
 
 
 ngx_str_t  ngx_http_tollgate_decision_names[] = {
@@ -88,6 +76,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     off_t                           body_bytes;
     uint64_t                        remaining;
     ngx_int_t                       rc;
+    ngx_uint_t                      log;
     ngx_str_t                       id;
     tg_grant_t                      grant;
     tg_msec_t                       now_ms;
@@ -112,8 +101,11 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     /* a request decided before an internal redirect is not charged twice */
 
-    if (ngx_http_tollgate_get_ctx(r) != NULL) {
-        return NGX_DECLINED;
+    ctx = ngx_http_tollgate_get_ctx(r);
+
+    if (ctx != NULL) {
+        return ctx->waiting ? ngx_http_tollgate_lease_handler(r, lcf, ctx)
+                            : NGX_DECLINED;
     }
 
     ctx = ngx_http_tollgate_create_ctx(r);
@@ -136,6 +128,13 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tollgate_module);
+
+    if (mcf->distributed) {
+        ctx->app = id;
+        ctx->cluster = lcf->cluster;
+        ctx->zone = lcf->shm_zone->data;
+        return ngx_http_tollgate_lease_handler(r, lcf, ctx);
+    }
 
     app = ngx_http_tollgate_find_app(mcf, &id);
     if (app == NULL) {
@@ -166,6 +165,9 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ctx->app = app->id;
     ctx->app_conf = app;
+    ctx->guaranteed_tps = app->conf.guaranteed_tps;
+    ctx->burst_tps = app->conf.burst_tps;
+    ctx->max_borrow_tokens = app->conf.max_borrow_tokens;
     ctx->cluster = lcf->cluster;
     ctx->zone = lcf->shm_zone->data;
     ctx->profile = profile;
@@ -179,20 +181,34 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cnode = ngx_http_tollgate_node_locked(zone, lcf->cluster, NULL, now_ms,
-                                          r->connection->log);
-    anode = ngx_http_tollgate_node_locked(zone, lcf->cluster, app, now_ms,
+    cnode = ngx_http_tollgate_node_locked(zone, lcf->cluster, NULL, 0, NULL,
+                                          now_ms, r->connection->log);
+    anode = ngx_http_tollgate_node_locked(zone, lcf->cluster, &app->id,
+                                          app->hash, &app->conf, now_ms,
                                           r->connection->log);
 
     if (cnode == NULL || anode == NULL) {
+        log = now_ms - zone->sh->noroom_logged_ms >= 1000;
+        if (log) {
+            zone->sh->noroom_logged_ms = now_ms;
+        }
+
+        zone->sh->fail_open++;
+
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
-        /* no state to decide on: admit rather than fail the request */
+        /*
+         * No state to decide on: admit rather than fail the request.
+         * Every entry owes debt; said at most once a second.
+         */
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "tollgate zone \"%V\" has no room for app \"%V\" "
-                      "in cluster \"%V\", request admitted",
-                      &zone->name, &app->id, &lcf->cluster->id);
+        if (log) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "tollgate zone \"%V\" has no room for app \"%V\""
+                          " in cluster \"%V\", request admitted; every "
+                          "entry is in debt, the zone is too small",
+                          &zone->name, &app->id, &lcf->cluster->id);
+        }
 
         ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
         return NGX_DECLINED;
@@ -303,15 +319,22 @@ ngx_http_tollgate_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    if (ctx->app_conf == NULL) {
+        return ngx_http_tollgate_lease_settle(r, ctx, delta_tokens);
+    }
+
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, now_ms,
-                                          r->connection->log);
-    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, ctx->app_conf,
+    cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, 0, NULL,
                                           now_ms, r->connection->log);
+    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster,
+                                          &ctx->app_conf->id,
+                                          ctx->app_conf->hash,
+                                          &ctx->app_conf->conf, now_ms,
+                                          r->connection->log);
 
     if (cnode != NULL && anode != NULL) {
         tg_settle(&cnode->u.cluster, &ctx->cluster->conf, &anode->u.app,
@@ -385,7 +408,7 @@ ngx_http_tollgate_ctx_cleanup(void *data)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_tollgate_refuse(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
     ngx_http_tollgate_decision_e decision)
@@ -431,11 +454,11 @@ ngx_http_tollgate_refuse(ngx_http_request_t *r,
         break;
     }
 
-    return ngx_http_tollgate_send(r, status, body.data, body.len);
+    return ngx_http_tollgate_send_json(r, status, body.data, body.len);
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_tollgate_reject(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
     tg_grant_t *grant, uint64_t remaining_tokens)
@@ -477,7 +500,7 @@ ngx_http_tollgate_reject(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_http_tollgate_policy(body, last, ctx->cluster, ctx->app_conf);
+    p = ngx_http_tollgate_policy(body, last, ctx);
     rc = ngx_http_tollgate_add_header(r, "RateLimit-Policy", body, p - body);
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -503,7 +526,7 @@ ngx_http_tollgate_reject(ngx_http_request_t *r,
                      &ctx->app, layer, retry_s,
                      grant->emergency ? ",\"emergency\":true" : "");
 
-    return ngx_http_tollgate_send(r, lcf->reject_status, body, p - body);
+    return ngx_http_tollgate_send_json(r, lcf->reject_status, body, p - body);
 }
 
 
@@ -513,8 +536,8 @@ ngx_http_tollgate_reject(ngx_http_request_t *r,
  * stops.
  */
 
-static ngx_int_t
-ngx_http_tollgate_send(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
+ngx_int_t
+ngx_http_tollgate_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
     size_t len)
 {
     ngx_int_t                 rc;
@@ -564,30 +587,30 @@ ngx_http_tollgate_add_header(ngx_http_request_t *r, char *name,
 /* one named policy per layer that applies to the application */
 
 static u_char *
-ngx_http_tollgate_policy(u_char *p, u_char *last,
-    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app)
+ngx_http_tollgate_policy(u_char *p, u_char *last, ngx_http_tollgate_ctx_t *ctx)
 {
-    tg_msec_t  window_s;
+    p = ngx_slprintf(p, last, "\"guaranteed\";q=%uL;w=1",
+                     (unsigned long long) ctx->guaranteed_tps);
 
-    window_s = ngx_max(app->conf.bucket_ms / 1000, 1);
-
-    p = ngx_slprintf(p, last, "\"guaranteed\";q=%uL;w=%L",
-                     (unsigned long long) app->conf.guaranteed_tps,
-                     (long long) window_s);
-
-    if (app->conf.burst_tps > app->conf.guaranteed_tps) {
-        p = ngx_slprintf(p, last, ", \"burst\";q=%uL;w=%L",
-                         (unsigned long long) app->conf.burst_tps,
-                         (long long) window_s);
+    if (ctx->burst_tps > ctx->guaranteed_tps) {
+        p = ngx_slprintf(p, last, ", \"burst\";q=%uL;w=1",
+                         (unsigned long long) ctx->burst_tps);
     }
 
-    if (app->conf.max_borrow_tokens) {
+    if (ctx->max_borrow_tokens) {
         p = ngx_slprintf(p, last, ", \"debt\";q=%uL",
-                         (unsigned long long) app->conf.max_borrow_tokens);
+                         (unsigned long long) ctx->max_borrow_tokens);
     }
 
-    return ngx_slprintf(p, last, ", \"cluster\";q=%uL;w=1",
-                        (unsigned long long) cluster->conf.capacity_tps);
+    /* in distributed mode the capacity lives in Redis and is left out */
+
+    if (ctx->cluster->conf.capacity_tps) {
+        p = ngx_slprintf(p, last, ", \"cluster\";q=%uL;w=1",
+                         (unsigned long long)
+                             ctx->cluster->conf.capacity_tps);
+    }
+
+    return p;
 }
 
 
@@ -621,7 +644,7 @@ ngx_http_tollgate_remaining(tg_cluster_t *c, tg_app_t *a, tg_layer_e layer)
 }
 
 
-static void
+void
 ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
     struct timespec *start)
 {
@@ -791,8 +814,9 @@ ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 ngx_http_tollgate_node_t *
 ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
-    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app,
-    tg_msec_t now_ms, ngx_log_t *log)
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
+    ngx_uint_t app_hash, tg_app_conf_t *app_conf, tg_msec_t now_ms,
+    ngx_log_t *log)
 {
     size_t                     n;
     uint32_t                   hash;
@@ -801,13 +825,13 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
     ngx_rbtree_node_t         *node, *sentinel;
     ngx_http_tollgate_node_t  *tn, probe;
 
-    probe.is_cluster = app == NULL;
+    probe.is_cluster = app_id == NULL;
     probe.cluster_len = (u_char) cluster->id.len;
-    probe.app_len = app ? (u_char) app->id.len : 0;
+    probe.app_len = app_id ? (u_char) app_id->len : 0;
 
     hash = (uint32_t) cluster->hash;
-    if (app) {
-        hash = hash * 31 + (uint32_t) app->hash;
+    if (app_id) {
+        hash = hash * 31 + (uint32_t) app_hash;
     }
 
     node = zone->sh->rbtree.root;
@@ -828,13 +852,13 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
             rc = ngx_memcmp(cluster->id.data, tn->key, cluster->id.len);
         }
 
-        if (rc == 0 && app) {
-            rc = ngx_memcmp(app->id.data, tn->key + tn->cluster_len,
-                            app->id.len);
+        if (rc == 0 && app_id) {
+            rc = ngx_memcmp(app_id->data, tn->key + tn->cluster_len,
+                            app_id->len);
         }
 
         if (rc == 0) {
-            if (app) {
+            if (app_id) {
                 ngx_queue_remove(&tn->queue);
                 ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
             }
@@ -853,11 +877,11 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
     for (tries = 0; /* void */; tries++) {
         node = ngx_slab_alloc_locked(zone->shpool, n);
 
-        if (node != NULL || tries == 3 || ngx_queue_empty(&zone->sh->lru)) {
+        if (node != NULL || tries == 3
+            || ngx_http_tollgate_evict_locked(zone, now_ms, log) == 0)
+        {
             break;
         }
-
-        ngx_http_tollgate_evict_locked(zone, log);
     }
 
     if (node == NULL) {
@@ -879,15 +903,23 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
 
     ngx_memcpy(tn->key, cluster->id.data, cluster->id.len);
 
-    if (app) {
-        ngx_memcpy(tn->key + tn->cluster_len, app->id.data, app->id.len);
-        tg_app_init(&tn->u.app, &app->conf, now_ms);
+    if (app_id) {
+        ngx_memcpy(tn->key + tn->cluster_len, app_id->data, app_id->len);
+
+        /* distributed mode starts from an empty lease: zeroed state */
+        if (app_conf) {
+            tg_app_init(&tn->u.app, app_conf, now_ms);
+        }
+
         ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
         zone->sh->apps++;
 
     } else {
         /* clusters are few and never evicted */
-        tg_cluster_init(&tn->u.cluster, &cluster->conf, now_ms);
+        if (app_conf == NULL && zone->distributed == 0) {
+            tg_cluster_init(&tn->u.cluster, &cluster->conf, now_ms);
+        }
+
         ngx_queue_init(&tn->queue);
         zone->sh->clusters++;
     }
@@ -898,30 +930,60 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
 }
 
 
-static void
+/*
+ * Makes room by dropping the least recently used applications that owe
+ * nothing: no debt, no lease tokens, nothing left to report.  Dropping
+ * one forgives at most the part of a second's refill it had spent; an
+ * application in debt is kept, or evicting it would forgive the debt.
+ */
+
+static ngx_uint_t
 ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
-    ngx_log_t *log)
+    tg_msec_t now_ms, ngx_log_t *log)
 {
-    ngx_uint_t                 n;
-    ngx_queue_t               *q;
+    ngx_uint_t                 n, scanned;
+    ngx_queue_t               *q, *prev;
     ngx_rbtree_node_t         *node;
+    ngx_http_tollgate_dapp_t  *d;
     ngx_http_tollgate_node_t  *tn;
 
     if (!zone->sh->full_logged) {
         zone->sh->full_logged = 1;
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "tollgate zone \"%V\" is full, evicting the least "
-                      "recently used applications; a larger zone keeps "
-                      "more state", &zone->name);
+                      "recently used applications at rest; a larger zone "
+                      "keeps more state", &zone->name);
     }
 
-    /* two at a time, so that a steady stream of new ids stays cheap */
+    n = 0;
+    scanned = 0;
 
-    for (n = 0; n < 2 && !ngx_queue_empty(&zone->sh->lru); n++) {
-        q = ngx_queue_last(&zone->sh->lru);
-        ngx_queue_remove(q);
+    for (q = ngx_queue_last(&zone->sh->lru);
+         q != ngx_queue_sentinel(&zone->sh->lru) && n < 2 && scanned < 32;
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
+        scanned++;
 
         tn = ngx_queue_data(q, ngx_http_tollgate_node_t, queue);
+
+        if (zone->distributed) {
+            d = &tn->u.dapp;
+
+            if (d->lease.balance_tokens > 0 || d->lease.refill_inflight
+                || d->reporting || d->used_tokens || d->returned_tokens
+                || d->debt_tokens || d->report_used || d->report_returned
+                || d->report_debt)
+            {
+                continue;
+            }
+
+        } else if (tn->u.app.debt_mtok > 0) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+
         node = (ngx_rbtree_node_t *)
                    ((u_char *) tn - offsetof(ngx_rbtree_node_t, color));
 
@@ -930,7 +992,10 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
 
         zone->sh->apps--;
         zone->sh->evictions++;
+        n++;
     }
+
+    return n;
 }
 
 

@@ -15,6 +15,8 @@ static ngx_int_t ngx_http_tollgate_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_tollgate_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_tollgate_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
+    ngx_http_tollgate_main_conf_t *mcf);
 static void *ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -35,6 +37,13 @@ static char *ngx_http_tollgate_report(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tollgate_status_code(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_tollgate_redis_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_tollgate_parse_addrs(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_str_t *value, ngx_str_t *list,
+    ngx_array_t *addrs);
+static ngx_int_t ngx_http_tollgate_init_process(ngx_cycle_t *cycle);
+static void ngx_http_tollgate_exit_process(ngx_cycle_t *cycle);
 
 static ngx_int_t ngx_http_tollgate_parse_cost(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_str_t *value, tg_cost_profile_t *cost);
@@ -153,6 +162,27 @@ static ngx_command_t  ngx_http_tollgate_commands[] = {
       offsetof(ngx_http_tollgate_loc_conf_t, chunked_estimate),
       NULL },
 
+    { ngx_string("tollgate_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_tollgate_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_gateway_id"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_main_conf_t, gateway_id),
+      NULL },
+
+    { ngx_string("tollgate_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, wait_ms),
+      NULL },
+
     { ngx_string("tollgate_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_tollgate_report,
@@ -193,10 +223,10 @@ ngx_module_t  ngx_http_tollgate_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_tollgate_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_tollgate_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -271,7 +301,7 @@ ngx_http_tollgate_create_main_conf(ngx_conf_t *cf)
                        sizeof(ngx_http_tollgate_profile_t))
         != NGX_OK
         || ngx_array_init(&mcf->clusters, cf->pool, 4,
-                          sizeof(ngx_http_tollgate_cluster_t))
+                          sizeof(ngx_http_tollgate_cluster_t *))
            != NGX_OK
         || ngx_array_init(&mcf->apps, cf->pool, 8,
                           sizeof(ngx_http_tollgate_app_t))
@@ -304,10 +334,13 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_tollgate_main_conf_t *mcf = conf;
 
-    ngx_uint_t                i;
-    ngx_hash_init_t           hash;
-    ngx_hash_keys_arrays_t    keys;
-    ngx_http_tollgate_app_t  *app;
+    ngx_uint_t                     i;
+    ngx_shm_zone_t               **zones;
+    ngx_hash_init_t                hash;
+    ngx_hash_keys_arrays_t         keys;
+    ngx_http_tollgate_app_t       *app;
+    ngx_http_tollgate_zone_t      *zone;
+    ngx_http_tollgate_cluster_t  **cluster;
 
     keys.pool = cf->pool;
     keys.temp_pool = cf->temp_pool;
@@ -316,7 +349,34 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    zones = mcf->zones.elts;
+    for (i = 0; i < mcf->zones.nelts; i++) {
+        zone = zones[i]->data;
+        zone->distributed = mcf->distributed;
+    }
+
+    /* an application is seeded into its cluster, or the only one */
+
+    cluster = mcf->clusters.elts;
     app = mcf->apps.elts;
+
+    for (i = 0; i < mcf->apps.nelts; i++) {
+        if (app[i].cluster_id.len) {
+            app[i].cluster = ngx_http_tollgate_find_cluster(mcf,
+                                                        &app[i].cluster_id);
+            if (app[i].cluster == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unknown cluster \"%V\" for app \"%V\" "
+                                   "in \"tollgate_app\" directive",
+                                   &app[i].cluster_id, &app[i].id);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (mcf->clusters.nelts == 1) {
+            app[i].cluster = cluster[0];
+        }
+    }
+
     for (i = 0; i < mcf->apps.nelts; i++) {
         if (ngx_hash_add_key(&keys, &app[i].id, &app[i],
                              NGX_HASH_READONLY_KEY)
@@ -324,6 +384,10 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
         {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_http_tollgate_init_distributed(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     hash.hash = &mcf->app_hash;
@@ -340,6 +404,64 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
+    ngx_http_tollgate_main_conf_t *mcf)
+{
+    u_char  *p;
+
+    tg_lease_conf_default(&mcf->lease);
+
+    if (!mcf->distributed) {
+        return NGX_OK;
+    }
+
+    if (mcf->zones.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tollgate_redis\" needs a \"tollgate_zone\" "
+                           "for the leases");
+        return NGX_ERROR;
+    }
+
+    /* gateways sharing a Redis tell themselves apart by this id */
+
+    if (mcf->gateway_id.len == 0) {
+        p = ngx_pnalloc(cf->pool, ngx_cycle->hostname.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, ngx_cycle->hostname.data, ngx_cycle->hostname.len);
+        mcf->gateway_id.data = p;
+        mcf->gateway_id.len = ngx_cycle->hostname.len;
+    }
+
+    if (ngx_http_tollgate_valid_id(&mcf->gateway_id) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid gateway id \"%V\", set one of 1 to 64 "
+                           "of [A-Za-z0-9._-] with \"tollgate_gateway_id\"",
+                           &mcf->gateway_id);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_tollgate_sync_init(cycle);
+}
+
+
+static void
+ngx_http_tollgate_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_tollgate_sync_exit(cycle);
 }
 
 
@@ -372,6 +494,7 @@ ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf)
     conf->reject_status = NGX_CONF_UNSET_UINT;
     conf->log_level = NGX_CONF_UNSET_UINT;
     conf->chunked_estimate = NGX_CONF_UNSET;
+    conf->wait_ms = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -383,6 +506,7 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_tollgate_loc_conf_t *prev = parent;
     ngx_http_tollgate_loc_conf_t *conf = child;
 
+    ngx_http_tollgate_cluster_t   **pc;
     ngx_http_tollgate_main_conf_t  *mcf;
 
     if (conf->enable == NGX_CONF_UNSET) {
@@ -417,6 +541,7 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_LOG_NOTICE);
     ngx_conf_merge_off_value(conf->chunked_estimate, prev->chunked_estimate,
                              1024 * 1024);
+    ngx_conf_merge_msec_value(conf->wait_ms, prev->wait_ms, 100);
 
     if (!conf->enable) {
         return NGX_CONF_OK;
@@ -432,6 +557,29 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tollgate_module);
 
     conf->cluster = ngx_http_tollgate_find_cluster(mcf, &conf->cluster_id);
+
+    /* with Redis, a cluster's configuration comes from Redis */
+
+    if (conf->cluster == NULL && mcf->distributed) {
+        pc = ngx_array_push(&mcf->clusters);
+        if (pc == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->cluster = ngx_pcalloc(cf->pool,
+                                    sizeof(ngx_http_tollgate_cluster_t));
+        if (conf->cluster == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *pc = conf->cluster;
+
+        conf->cluster->id = conf->cluster_id;
+        conf->cluster->hash = ngx_hash_key(conf->cluster_id.data,
+                                           conf->cluster_id.len);
+        tg_cluster_conf_default(&conf->cluster->conf);
+    }
+
     if (conf->cluster == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "unknown cluster \"%V\" in \"tollgate_cluster\" "
@@ -457,15 +605,15 @@ ngx_http_tollgate_cluster_t *
 ngx_http_tollgate_find_cluster(ngx_http_tollgate_main_conf_t *mcf,
     ngx_str_t *id)
 {
-    ngx_uint_t                    i;
-    ngx_http_tollgate_cluster_t  *cluster;
+    ngx_uint_t                     i;
+    ngx_http_tollgate_cluster_t  **cluster;
 
     cluster = mcf->clusters.elts;
     for (i = 0; i < mcf->clusters.nelts; i++) {
-        if (cluster[i].id.len == id->len
-            && ngx_strncmp(cluster[i].id.data, id->data, id->len) == 0)
+        if (cluster[i]->id.len == id->len
+            && ngx_strncmp(cluster[i]->id.data, id->data, id->len) == 0)
         {
-            return &cluster[i];
+            return cluster[i];
         }
     }
 
@@ -828,6 +976,12 @@ ngx_http_tollgate_app(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
+            app->cluster_id.data = value[i].data + 8;
+            app->cluster_id.len = value[i].len - 8;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "profile=", 8) == 0) {
             name.data = value[i].data + 8;
             name.len = value[i].len - 8;
@@ -875,10 +1029,10 @@ ngx_http_tollgate_cluster_capacity(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_tollgate_main_conf_t *mcf = conf;
 
-    ngx_int_t                     n;
-    ngx_str_t                    *value, s;
-    ngx_uint_t                    i, have_capacity;
-    ngx_http_tollgate_cluster_t  *cluster;
+    ngx_int_t                      n;
+    ngx_str_t                     *value, s;
+    ngx_uint_t                     i, have_capacity;
+    ngx_http_tollgate_cluster_t   *cluster, **pc;
 
     value = cf->args->elts;
 
@@ -895,13 +1049,21 @@ ngx_http_tollgate_cluster_capacity(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    cluster = ngx_array_push(&mcf->clusters);
+    pc = ngx_array_push(&mcf->clusters);
+    if (pc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cluster = ngx_pcalloc(cf->pool, sizeof(ngx_http_tollgate_cluster_t));
     if (cluster == NULL) {
         return NGX_CONF_ERROR;
     }
 
+    *pc = cluster;
+
     cluster->id = value[1];
     cluster->hash = ngx_hash_key(value[1].data, value[1].len);
+    cluster->declared = 1;
     tg_cluster_conf_default(&cluster->conf);
 
     have_capacity = 0;
@@ -1016,6 +1178,221 @@ ngx_http_tollgate_status_code(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *code = (ngx_uint_t) n;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * tollgate_redis ADDR:PORT [password=] [db=] [timeout=] [connect_timeout=]
+ * tollgate_redis sentinel=ADDR:PORT[,...] master=NAME [...]
+ * tollgate_redis cluster=ADDR:PORT[,...] [...]
+ */
+
+static char *
+ngx_http_tollgate_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    ngx_int_t                        n;
+    ngx_str_t                       *value, s;
+    ngx_uint_t                       i;
+    ngx_http_tollgate_redis_conf_t  *rc;
+
+    if (mcf->distributed) {
+        return "is duplicate";
+    }
+
+    rc = &mcf->redis;
+    value = cf->args->elts;
+
+    if (ngx_array_init(&rc->addrs, cf->pool, 3,
+                       sizeof(ngx_http_tollgate_redis_addr_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    rc->mode = NGX_HTTP_TOLLGATE_REDIS_SINGLE;
+    rc->timeout_ms = 100;
+    rc->connect_timeout_ms = 500;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+            rc->mode = NGX_HTTP_TOLLGATE_REDIS_SENTINEL;
+
+            if (ngx_http_tollgate_parse_addrs(cf, cmd, &value[i], &s,
+                                              &rc->addrs)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            rc->mode = NGX_HTTP_TOLLGATE_REDIS_CLUSTER;
+
+            if (ngx_http_tollgate_parse_addrs(cf, cmd, &value[i], &s,
+                                              &rc->addrs)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
+            rc->master_name.data = value[i].data + 7;
+            rc->master_name.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            rc->password.data = value[i].data + 9;
+            rc->password.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+
+            if (n == NGX_ERROR || n > 15) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "db is a number from 0 to 15");
+                return NGX_CONF_ERROR;
+            }
+
+            rc->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0
+            || ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0)
+        {
+            s.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            n = ngx_parse_time(&s, 0);
+
+            if (n == NGX_ERROR || n == 0) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "a time above 0 is expected");
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 't') {
+                rc->timeout_ms = (ngx_msec_t) n;
+
+            } else {
+                rc->connect_timeout_ms = (ngx_msec_t) n;
+            }
+
+            continue;
+        }
+
+        if (i == 1 && ngx_strchr(value[i].data, '=') == NULL) {
+            if (ngx_http_tollgate_parse_addrs(cf, cmd, &value[i], &value[i],
+                                              &rc->addrs)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_http_tollgate_bad_value(cf, cmd, &value[i], "unknown parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->addrs.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tollgate_redis\" directive needs an address, "
+                           "sentinel= or cluster=");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->mode == NGX_HTTP_TOLLGATE_REDIS_SINGLE && rc->addrs.nelts > 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tollgate_redis\" directive takes one address;"
+                           " several go with sentinel= or cluster=");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->mode == NGX_HTTP_TOLLGATE_REDIS_SENTINEL
+        && rc->master_name.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tollgate_redis\" directive with sentinel= "
+                           "needs master=NAME");
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->distributed = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Resolves a comma separated list of ADDR:PORT now, at configuration
+ * time, so that a worker never waits on a name lookup.
+ */
+
+static ngx_int_t
+ngx_http_tollgate_parse_addrs(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, ngx_str_t *list, ngx_array_t *addrs)
+{
+    u_char                          *p, *last, *comma;
+    size_t                           len;
+    ngx_url_t                        u;
+    ngx_http_tollgate_redis_addr_t  *addr;
+
+    p = list->data;
+    last = list->data + list->len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url.data = p;
+        u.url.len = comma - p;
+        u.default_port = 6379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_http_tollgate_bad_value(cf, cmd, value,
+                                        u.err ? u.err
+                                              : "the address does not "
+                                                "resolve");
+            return NGX_ERROR;
+        }
+
+        addr = ngx_array_push(addrs);
+        if (addr == NULL) {
+            return NGX_ERROR;
+        }
+
+        addr->port = (int) ngx_inet_get_port(u.addrs[0].sockaddr);
+
+        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                            addr->host, NGX_INET_ADDRSTRLEN, 0);
+        addr->host[len] = '\0';
+
+        p = comma + 1;
+    }
+
+    return NGX_OK;
 }
 
 

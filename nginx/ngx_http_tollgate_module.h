@@ -7,11 +7,14 @@
 #define _NGX_HTTP_TOLLGATE_MODULE_H_INCLUDED_
 
 
+#include <time.h>
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
 #include "tg_core.h"
+#include "ngx_http_tollgate_redis.h"
 
 
 #define NGX_HTTP_TOLLGATE_ID_MAX      64
@@ -41,6 +44,7 @@ typedef struct {
     ngx_str_t                    id;
     ngx_uint_t                   hash;
     tg_cluster_conf_t            conf;
+    ngx_flag_t                   declared;    /* by tollgate_cluster_capacity */
 } ngx_http_tollgate_cluster_t;
 
 
@@ -49,7 +53,53 @@ typedef struct {
     ngx_uint_t                   hash;
     tg_app_conf_t                conf;
     ngx_http_tollgate_profile_t *profile;   /* NULL: the context's cost */
+    ngx_str_t                    cluster_id;
+    ngx_http_tollgate_cluster_t *cluster;   /* where it is seeded */
 } ngx_http_tollgate_app_t;
+
+
+/*
+ * Distributed mode: what a gateway keeps of an application.  The quota
+ * itself lives in Redis; here are the lease, the configuration Redis
+ * last sent, and the usage not yet reported.
+ */
+
+typedef struct {
+    tg_lease_t                   lease;
+    tg_cost_profile_t            cost;
+    uint64_t                     guaranteed_tps;
+    uint64_t                     burst_tps;
+    uint64_t                     max_borrow_tokens;
+    uint64_t                     l2_remaining_tokens;
+    uint64_t                     version;
+
+    /* usage counted since the last report, and the report in flight */
+    uint64_t                     used_tokens;
+    uint64_t                     returned_tokens;
+    uint64_t                     debt_tokens;
+    uint64_t                     report_seq;
+    uint64_t                     report_used;
+    uint64_t                     report_returned;
+    uint64_t                     report_debt;
+
+    tg_msec_t                    last_take_ms;
+    tg_msec_t                    inflight_since_ms;
+    tg_msec_t                    retry_at_ms;    /* L2 refused until */
+    tg_msec_t                    unknown_until_ms;
+    uint8_t                      priority;
+    uint8_t                      denied_layer;
+    unsigned                     known:1;        /* Redis answered */
+    unsigned                     cost_known:1;
+    unsigned                     unknown:1;      /* Redis has no such app */
+    unsigned                     reporting:1;
+} ngx_http_tollgate_dapp_t;
+
+
+typedef struct {
+    uint64_t                     config_version;
+    uint32_t                     live_gateways;
+    unsigned                     emergency:1;
+} ngx_http_tollgate_dcluster_t;
 
 
 /* shared memory: one node per cluster and per (cluster, application) */
@@ -65,6 +115,8 @@ typedef struct {
     union {
         tg_cluster_t             cluster;
         tg_app_t                 app;
+        ngx_http_tollgate_dcluster_t  dcluster;
+        ngx_http_tollgate_dapp_t      dapp;
     } u;
 
     uint64_t                     requests[NGX_HTTP_TOLLGATE_DRY_RUN + 1];
@@ -83,12 +135,22 @@ typedef struct {
     ngx_uint_t                   clusters;
     uint64_t                     evictions;
     ngx_uint_t                   full_logged;   /* logged once per zone */
+    tg_msec_t                    noroom_logged_ms;
 
     /* requests refused before any application state was touched */
     uint64_t                     refused[NGX_HTTP_TOLLGATE_DECISIONS];
 
     uint64_t                     hist[NGX_HTTP_TOLLGATE_HIST_BUCKETS + 1];
     uint64_t                     hist_sum_ns;
+
+    /* distributed mode */
+    uint64_t                     l3_hits;
+    uint64_t                     l3_misses;
+    uint64_t                     fail_open;
+    ngx_uint_t                   ops_since_sync;
+    tg_msec_t                    next_sync_ms;
+    tg_msec_t                    next_heartbeat_ms;
+    ngx_http_tollgate_redis_stats_t  redis;
 } ngx_http_tollgate_shctx_t;
 
 
@@ -96,6 +158,7 @@ typedef struct {
     ngx_http_tollgate_shctx_t   *sh;
     ngx_slab_pool_t             *shpool;
     ngx_str_t                    name;
+    ngx_flag_t                   distributed;
 } ngx_http_tollgate_zone_t;
 
 
@@ -106,6 +169,11 @@ typedef struct {
     ngx_array_t                  zones;       /* declared, ngx_shm_zone_t * */
     ngx_array_t                  zone_refs;   /* named by "tollgate" */
     ngx_hash_t                   app_hash;
+
+    ngx_http_tollgate_redis_conf_t  redis;     /* mode set: distributed */
+    ngx_flag_t                   distributed;
+    ngx_str_t                    gateway_id;
+    tg_lease_conf_t              lease;
 } ngx_http_tollgate_main_conf_t;
 
 
@@ -125,6 +193,7 @@ typedef struct {
     ngx_uint_t                   reject_status;
     ngx_uint_t                   log_level;
     off_t                        chunked_estimate;
+    ngx_msec_t                   wait_ms;     /* for a refill in flight */
 
     ngx_uint_t                   handler;     /* status or metrics */
 } ngx_http_tollgate_loc_conf_t;
@@ -146,8 +215,17 @@ typedef struct {
     ngx_http_tollgate_cluster_t *cluster;
     ngx_http_tollgate_zone_t    *zone;
     tg_cost_profile_t           *profile;
+    tg_msec_t                    wait_until_ms;
+    struct timespec              start;
+
+    /* the quotas named by the RateLimit-Policy header */
+    uint64_t                     guaranteed_tps;
+    uint64_t                     burst_tps;
+    uint64_t                     max_borrow_tokens;
+
     unsigned                     charged:1;     /* tokens were taken */
     unsigned                     estimated:1;   /* no Content-Length */
+    unsigned                     waiting:1;     /* for a lease refill */
 } ngx_http_tollgate_ctx_t;
 
 
@@ -159,7 +237,29 @@ extern ngx_str_t  ngx_http_tollgate_decision_names[];
 ngx_int_t ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
-    ngx_http_tollgate_app_t *app, tg_msec_t now_ms, ngx_log_t *log);
+    ngx_str_t *app_id, ngx_uint_t app_hash, tg_app_conf_t *app_conf,
+    tg_msec_t now_ms, ngx_log_t *log);
+
+ngx_int_t ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx);
+ngx_int_t ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
+    ngx_http_tollgate_ctx_t *ctx, int64_t delta_tokens);
+ngx_int_t ngx_http_tollgate_sync_init(ngx_cycle_t *cycle);
+void ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
+    uint64_t want_tokens, uint64_t min_tokens);
+void ngx_http_tollgate_sync_exit(ngx_cycle_t *cycle);
+void ngx_http_tollgate_sync_soon(void);
+ngx_int_t ngx_http_tollgate_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *body, size_t len);
+ngx_int_t ngx_http_tollgate_reject(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    tg_grant_t *grant, uint64_t remaining_tokens);
+ngx_int_t ngx_http_tollgate_refuse(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    ngx_http_tollgate_decision_e decision);
+void ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
+    struct timespec *start);
 
 ngx_int_t ngx_http_tollgate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tollgate_log_handler(ngx_http_request_t *r);

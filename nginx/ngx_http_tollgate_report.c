@@ -40,6 +40,11 @@ static void ngx_http_tollgate_json_cluster(ngx_http_tollgate_out_t *out,
 static void ngx_http_tollgate_json_app(ngx_http_tollgate_out_t *out,
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_node_t *tn,
     ngx_uint_t first);
+static void ngx_http_tollgate_json_lease(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_node_t *tn, ngx_str_t *cluster_id, ngx_str_t *app_id,
+    ngx_uint_t first);
+static void ngx_http_tollgate_prom_redis(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_zone_t *zone);
 static void ngx_http_tollgate_prom_requests(ngx_http_tollgate_out_t *out,
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_node_t *tn,
     ngx_uint_t first);
@@ -58,6 +63,8 @@ static void ngx_http_tollgate_prom_cluster(ngx_http_tollgate_out_t *out,
 static void ngx_http_tollgate_node_ids(ngx_http_tollgate_node_t *tn,
     ngx_str_t *cluster, ngx_str_t *app);
 static int64_t ngx_http_tollgate_tokens(tg_mtok_t level_mtok);
+static void ngx_http_tollgate_declared_locked(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_zone_t *zone, ngx_log_t *log);
 static void ngx_http_tollgate_refresh_locked(ngx_http_tollgate_out_t *out,
     ngx_http_tollgate_node_t *tn);
 
@@ -101,6 +108,9 @@ ngx_http_tollgate_report_handler(ngx_http_request_t *r)
         zone = zones[i]->data;
 
         ngx_shmtx_lock(&zone->shpool->mutex);
+
+        ngx_http_tollgate_declared_locked(&out, zone, r->connection->log);
+
         size += (zone->sh->apps + zone->sh->clusters + 1)
                 * NGX_HTTP_TOLLGATE_NODE_TEXT;
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -156,8 +166,11 @@ ngx_http_tollgate_status(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     out->pos = ngx_slprintf(out->pos, out->last,
-                            "{\"mode\":\"standalone\","
-                            "\"degradation_level\":0,\"zones\":[");
+                            "{\"mode\":\"%s\",\"gateway_id\":\"%V\","
+                            "\"degradation_level\":0,\"zones\":[",
+                            out->mcf->distributed ? "distributed"
+                                                  : "standalone",
+                            &out->mcf->gateway_id);
 
     zones = out->mcf->zones.elts;
 
@@ -210,6 +223,20 @@ ngx_http_tollgate_json_cluster(ngx_http_tollgate_out_t *out,
     ngx_http_tollgate_cluster_t  *cluster;
 
     ngx_http_tollgate_node_ids(tn, &id, &none);
+
+    if (zone->distributed) {
+        out->pos = ngx_slprintf(out->pos, out->last,
+                                "%s{\"cluster_id\":\"%V\","
+                                "\"live_gateways\":%uD,"
+                                "\"config_version\":%uL,"
+                                "\"emergency\":%s}",
+                                first ? "" : ",", &id,
+                                tn->u.dcluster.live_gateways,
+                                (unsigned long long)
+                                    tn->u.dcluster.config_version,
+                                tn->u.dcluster.emergency ? "true" : "false");
+        return;
+    }
 
     cluster = ngx_http_tollgate_find_cluster(out->mcf, &id);
     c = &tn->u.cluster;
@@ -265,6 +292,11 @@ ngx_http_tollgate_json_app(ngx_http_tollgate_out_t *out,
 
     ngx_http_tollgate_node_ids(tn, &cluster_id, &app_id);
 
+    if (zone->distributed) {
+        ngx_http_tollgate_json_lease(out, tn, &cluster_id, &app_id, first);
+        return;
+    }
+
     app = ngx_http_tollgate_find_app(out->mcf, &app_id);
     a = &tn->u.app;
 
@@ -300,6 +332,42 @@ ngx_http_tollgate_json_app(ngx_http_tollgate_out_t *out,
     }
 
     out->pos = ngx_slprintf(out->pos, out->last, "}");
+}
+
+
+static void
+ngx_http_tollgate_json_lease(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_node_t *tn, ngx_str_t *cluster_id, ngx_str_t *app_id,
+    ngx_uint_t first)
+{
+    ngx_http_tollgate_dapp_t  *d;
+
+    d = &tn->u.dapp;
+
+    out->pos = ngx_slprintf(out->pos, out->last,
+                            "%s{\"app_id\":\"%V\",\"cluster_id\":\"%V\","
+                            "\"known\":%s,\"lease\":{\"balance\":%L,"
+                            "\"target\":%uL,\"refill_inflight\":%s},"
+                            "\"l2_remaining\":%uL,"
+                            "\"requests\":{\"allowed\":%uL,"
+                            "\"rejected\":%uL,\"dry_run\":%uL},"
+                            "\"cost_total\":%uL,\"guaranteed_quota\":%uL,"
+                            "\"burst_quota\":%uL,\"priority\":%ui,"
+                            "\"max_borrow\":%uL}",
+                            first ? "" : ",", app_id, cluster_id,
+                            d->known ? "true" : "false",
+                            (long long) d->lease.balance_tokens,
+                            (unsigned long long) d->lease.target_tokens,
+                            d->lease.refill_inflight ? "true" : "false",
+                            (unsigned long long) d->l2_remaining_tokens,
+                            (unsigned long long) tn->requests[0],
+                            (unsigned long long) tn->requests[1],
+                            (unsigned long long) tn->requests[2],
+                            (unsigned long long) tn->cost_tokens,
+                            (unsigned long long) d->guaranteed_tps,
+                            (unsigned long long) d->burst_tps,
+                            (ngx_uint_t) d->priority,
+                            (unsigned long long) d->max_borrow_tokens);
 }
 
 
@@ -468,7 +536,94 @@ ngx_http_tollgate_metrics(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
                                 (unsigned long long) zone->sh->evictions);
     }
 
+    if (out->mcf->distributed && out->mcf->zones.nelts) {
+        ngx_http_tollgate_prom_redis(out, zones[0]->data);
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_tollgate_prom_redis(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_zone_t *zone)
+{
+    uint64_t                          hits, misses, count;
+    ngx_uint_t                        i, s, r;
+    ngx_shm_zone_t                  **zones;
+    ngx_http_tollgate_zone_t         *z;
+    ngx_http_tollgate_redis_stats_t  *st;
+
+    static const char  *results[] = { "ok", "error", "failed" };
+
+    hits = 0;
+    misses = 0;
+    zones = out->mcf->zones.elts;
+
+    for (i = 0; i < out->mcf->zones.nelts; i++) {
+        z = zones[i]->data;
+        hits += z->sh->l3_hits;
+        misses += z->sh->l3_misses;
+    }
+
+    out->pos = ngx_slprintf(out->pos, out->last,
+                            "# HELP tollgate_l3_hits_total Requests paid "
+                            "from the gateway's lease.\n"
+                            "# TYPE tollgate_l3_hits_total counter\n"
+                            "tollgate_l3_hits_total %uL\n"
+                            "# HELP tollgate_l3_misses_total Requests the "
+                            "lease could not pay at once.\n"
+                            "# TYPE tollgate_l3_misses_total counter\n"
+                            "tollgate_l3_misses_total %uL\n"
+                            "# HELP tollgate_redis_calls_total Redis calls, "
+                            "by script and result.\n"
+                            "# TYPE tollgate_redis_calls_total counter\n",
+                            (unsigned long long) hits,
+                            (unsigned long long) misses);
+
+    st = &zone->sh->redis;
+
+    for (s = 0; s <= NGX_HTTP_TOLLGATE_SCRIPTS; s++) {
+        for (r = 0; r < NGX_HTTP_TOLLGATE_RESULTS; r++) {
+            out->pos = ngx_slprintf(out->pos, out->last,
+                                    "tollgate_redis_calls_total{script="
+                                    "\"%s\",result=\"%s\"} %uA\n",
+                                    ngx_http_tollgate_script_names[s],
+                                    results[r], st->calls[s][r]);
+        }
+    }
+
+    out->pos = ngx_slprintf(out->pos, out->last,
+                            "# HELP tollgate_redis_latency_seconds Time "
+                            "from sending a Redis call to its reply.\n"
+                            "# TYPE tollgate_redis_latency_seconds "
+                            "histogram\n");
+
+    count = 0;
+
+    for (i = 0; i < NGX_HTTP_TOLLGATE_LAT_BUCKETS; i++) {
+        count += st->latency[i];
+        out->pos = ngx_slprintf(out->pos, out->last,
+                                "tollgate_redis_latency_seconds_bucket"
+                                "{le=\"%M.%06M\"} %uL\n",
+                                ngx_http_tollgate_redis_lat_bounds_us[i]
+                                / 1000000,
+                                ngx_http_tollgate_redis_lat_bounds_us[i]
+                                % 1000000,
+                                (unsigned long long) count);
+    }
+
+    count += st->latency[NGX_HTTP_TOLLGATE_LAT_BUCKETS];
+
+    out->pos = ngx_slprintf(out->pos, out->last,
+                            "tollgate_redis_latency_seconds_bucket"
+                            "{le=\"+Inf\"} %uL\n"
+                            "tollgate_redis_latency_seconds_sum %uA.%06uA\n"
+                            "tollgate_redis_latency_seconds_count %uL\n",
+                            (unsigned long long) count,
+                            st->latency_sum_us / 1000000,
+                            st->latency_sum_us % 1000000,
+                            (unsigned long long) count);
 }
 
 
@@ -518,6 +673,19 @@ ngx_http_tollgate_prom_tokens(ngx_http_tollgate_out_t *out,
 
     ngx_http_tollgate_node_ids(tn, &cluster_id, &app_id);
 
+    if (zone->distributed) {
+        if (!tn->is_cluster) {
+            out->pos = ngx_slprintf(out->pos, out->last,
+                                    "tollgate_tokens{cluster=\"%V\","
+                                    "app=\"%V\",layer=\"local\"} %L\n",
+                                    &cluster_id, &app_id,
+                                    (long long)
+                                        tn->u.dapp.lease.balance_tokens);
+        }
+
+        return;
+    }
+
     if (tn->is_cluster) {
         out->pos = ngx_slprintf(out->pos, out->last,
                                 "tollgate_tokens{cluster=\"%V\",app=\"\","
@@ -555,11 +723,18 @@ ngx_http_tollgate_prom_bound(ngx_http_tollgate_out_t *out,
 
     ngx_http_tollgate_node_ids(tn, &cluster_id, &app_id);
 
-    /* standalone mode holds no leases: every decision is exact */
+    /*
+     * What this gateway holds in its lease may be spent here while other
+     * gateways spend theirs: the live term of the over-admission bound.
+     * Standalone mode holds no leases: every decision is exact.
+     */
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "tollgate_overshoot_bound_tokens{cluster=\"%V\","
-                            "app=\"%V\"} 0\n", &cluster_id, &app_id);
+                            "app=\"%V\"} %L\n", &cluster_id, &app_id,
+                            (long long) (zone->distributed
+                                ? ngx_max(tn->u.dapp.lease.balance_tokens, 0)
+                                : 0));
 }
 
 
@@ -579,8 +754,10 @@ ngx_http_tollgate_prom_cluster(ngx_http_tollgate_out_t *out,
         return;
     }
 
-    active = tg_cluster_emergency_active(&tn->u.cluster, &cluster->conf,
-                                         out->now_ms);
+    active = zone->distributed
+             ? tn->u.dcluster.emergency
+             : tg_cluster_emergency_active(&tn->u.cluster, &cluster->conf,
+                                           out->now_ms);
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "tollgate_emergency_mode{cluster=\"%V\"} %ui\n",
@@ -632,6 +809,44 @@ ngx_http_tollgate_walk_locked(ngx_http_tollgate_out_t *out,
 }
 
 
+/*
+ * Declared clusters and applications have series from the start, so an
+ * alert on an idle cluster sees a 0 rather than nothing.
+ */
+
+static void
+ngx_http_tollgate_declared_locked(ngx_http_tollgate_out_t *out,
+    ngx_http_tollgate_zone_t *zone, ngx_log_t *log)
+{
+    ngx_uint_t                     i;
+    ngx_http_tollgate_app_t       *app;
+    ngx_http_tollgate_cluster_t  **clusters;
+
+    if (zone->distributed) {
+        return;
+    }
+
+    clusters = out->mcf->clusters.elts;
+
+    for (i = 0; i < out->mcf->clusters.nelts; i++) {
+        (void) ngx_http_tollgate_node_locked(zone, clusters[i], NULL, 0,
+                                             NULL, out->now_ms, log);
+    }
+
+    app = out->mcf->apps.elts;
+
+    for (i = 0; i < out->mcf->apps.nelts; i++) {
+        if (app[i].cluster == NULL) {
+            continue;
+        }
+
+        (void) ngx_http_tollgate_node_locked(zone, app[i].cluster,
+                                             &app[i].id, app[i].hash,
+                                             &app[i].conf, out->now_ms, log);
+    }
+}
+
+
 /* brings balances up to now, so that a quiet application reads full */
 
 static void
@@ -641,6 +856,10 @@ ngx_http_tollgate_refresh_locked(ngx_http_tollgate_out_t *out,
     ngx_str_t                     cluster_id, app_id;
     ngx_http_tollgate_app_t      *app;
     ngx_http_tollgate_cluster_t  *cluster;
+
+    if (out->mcf->distributed) {
+        return;
+    }
 
     ngx_http_tollgate_node_ids(tn, &cluster_id, &app_id);
 

@@ -1,0 +1,400 @@
+/*
+ * Copyright (C) Tollgate developers
+ *
+ * Distributed mode, the request side: a request is paid from the lease
+ * this gateway holds for its application in shared memory (L3).  Redis
+ * is only asked, asynchronously, when the lease runs low; a request the
+ * lease cannot cover waits a bounded time for the refill in flight.
+ */
+
+
+#include "ngx_http_tollgate_module.h"
+
+
+#define NGX_HTTP_TOLLGATE_POLL_MS       2
+#define NGX_HTTP_TOLLGATE_UNKNOWN_MS    1000
+
+
+typedef enum {
+    NGX_HTTP_TOLLGATE_LEASE_ALLOW = 0,
+    NGX_HTTP_TOLLGATE_LEASE_REJECT,
+    NGX_HTTP_TOLLGATE_LEASE_UNKNOWN,
+    NGX_HTTP_TOLLGATE_LEASE_WAIT,
+    NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE
+} ngx_http_tollgate_lease_rc_e;
+
+
+static ngx_http_tollgate_lease_rc_e ngx_http_tollgate_lease_decide(
+    ngx_http_request_t *r, ngx_http_tollgate_loc_conf_t *lcf,
+    ngx_http_tollgate_ctx_t *ctx, tg_grant_t *grant, uint64_t *want,
+    uint64_t *min);
+static ngx_int_t ngx_http_tollgate_lease_wait(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx);
+static void ngx_http_tollgate_lease_wake(ngx_http_request_t *r);
+
+
+ngx_int_t
+ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx)
+{
+    uint64_t                       want, min;
+    tg_grant_t                     grant;
+    ngx_http_tollgate_lease_rc_e   rc;
+
+    if (!ctx->waiting) {
+        (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+    }
+
+    ngx_memzero(&grant, sizeof(tg_grant_t));
+    want = 0;
+    min = 0;
+
+    rc = ngx_http_tollgate_lease_decide(r, lcf, ctx, &grant, &want, &min);
+
+    if (want) {
+        ngx_http_tollgate_acquire(ctx->zone, ctx->cluster, &ctx->app, want,
+                                  min);
+    }
+
+    switch (rc) {
+
+    case NGX_HTTP_TOLLGATE_LEASE_ALLOW:
+        ctx->waiting = 0;
+        return NGX_DECLINED;
+
+    case NGX_HTTP_TOLLGATE_LEASE_UNKNOWN:
+        ctx->waiting = 0;
+        return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                        NGX_HTTP_TOLLGATE_UNKNOWN_APP);
+
+    case NGX_HTTP_TOLLGATE_LEASE_WAIT:
+        return ngx_http_tollgate_lease_wait(r, lcf, ctx);
+
+    case NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE:
+
+        /*
+         * Redis could not be asked in time and the lease is spent:
+         * admitted, counted as fail-open, so that the limiter never
+         * becomes the outage.
+         */
+
+        ctx->waiting = 0;
+        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+        ctx->layer = TG_LAYER_LOCAL;
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "tollgate admitted app \"%V\" in cluster \"%V\" "
+                      "without a decision: redis unavailable",
+                      &ctx->app, &ctx->cluster->id);
+        return NGX_DECLINED;
+
+    default: /* NGX_HTTP_TOLLGATE_LEASE_REJECT */
+        ctx->waiting = 0;
+
+        if (lcf->dry_run) {
+            ctx->decision = NGX_HTTP_TOLLGATE_DRY_RUN;
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_tollgate_reject(r, lcf, ctx, &grant, 0);
+    }
+}
+
+
+/*
+ * Takes the cost from the lease under the zone lock.  Sets *want when
+ * this request must start a refill: at most one is in flight per
+ * application and gateway, whichever worker started it.
+ */
+
+static ngx_http_tollgate_lease_rc_e
+ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx,
+    tg_grant_t *grant, uint64_t *want, uint64_t *min)
+{
+    off_t                           body_bytes;
+    ngx_uint_t                      was_inflight, decision, ready, sync_now;
+    tg_msec_t                       now_ms, stale_ms;
+    tg_lease_t                     *lease;
+    ngx_http_tollgate_dapp_t       *d;
+    ngx_http_tollgate_node_t       *cnode, *anode;
+    ngx_http_tollgate_zone_t       *zone;
+    ngx_http_tollgate_main_conf_t  *mcf;
+    ngx_http_tollgate_lease_rc_e    rc;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tollgate_module);
+
+    zone = ctx->zone;
+    now_ms = (tg_msec_t) ngx_current_msec;
+    ready = ngx_http_tollgate_redis_ready(&ctx->cluster->id);
+    sync_now = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, 0, NULL,
+                                          now_ms, r->connection->log);
+    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, &ctx->app,
+                                          ngx_hash_key(ctx->app.data,
+                                                       ctx->app.len),
+                                          NULL, now_ms, r->connection->log);
+
+    if (cnode == NULL || anode == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE;
+    }
+
+    d = &anode->u.dapp;
+    lease = &d->lease;
+
+    if (lease->target_tokens == 0) {
+        tg_lease_init(lease, &mcf->lease, now_ms);
+    }
+
+    if (d->unknown && now_ms < d->unknown_until_ms) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_HTTP_TOLLGATE_LEASE_UNKNOWN;
+    }
+
+    /* the cost is computed once, from the profile Redis names */
+
+    if (!ctx->waiting) {
+        body_bytes = 0;
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            if (r->headers_in.content_length_n >= 0) {
+                body_bytes = r->headers_in.content_length_n;
+
+            } else if (r->headers_in.chunked) {
+                body_bytes = lcf->chunked_estimate;
+                ctx->estimated = 1;
+            }
+        }
+
+        ctx->profile = d->cost_known ? &d->cost : &lcf->cost;
+        ctx->charged_bytes = body_bytes;
+        ctx->cost_tokens = tg_cost_tokens(ctx->profile,
+                                          (uint64_t) body_bytes);
+    }
+
+    was_inflight = lease->refill_inflight;
+
+    /* a refill started by a worker that died is taken over */
+
+    stale_ms = (tg_msec_t) (2 * mcf->redis.timeout_ms
+                            + mcf->redis.connect_timeout_ms);
+
+    if (was_inflight && now_ms - d->inflight_since_ms > stale_ms) {
+        lease->refill_inflight = 0;
+        was_inflight = 0;
+    }
+
+    decision = tg_lease_take(lease, &mcf->lease, ctx->cost_tokens, now_ms);
+
+    switch (decision) {
+
+    case TG_LEASE_HIT:
+    case TG_LEASE_HIT_REFILL:
+        zone->sh->l3_hits++;
+        d->used_tokens += ctx->cost_tokens;
+        d->last_take_ms = now_ms;
+        anode->requests[NGX_HTTP_TOLLGATE_ALLOWED]++;
+        anode->cost_tokens += ctx->cost_tokens;
+
+        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+        ctx->layer = TG_LAYER_LOCAL;
+        ctx->charged = 1;
+        rc = NGX_HTTP_TOLLGATE_LEASE_ALLOW;
+        break;
+
+    case TG_LEASE_DENIED:
+        grant->layer = d->denied_layer ? (tg_layer_e) d->denied_layer
+                                       : TG_LAYER_GUARANTEED;
+        grant->retry_after_ms = lease->denied_until_ms - now_ms;
+        grant->emergency = cnode->u.dcluster.emergency;
+        rc = NGX_HTTP_TOLLGATE_LEASE_REJECT;
+        break;
+
+    default: /* TG_LEASE_MISS */
+        zone->sh->l3_misses++;
+
+        if (now_ms < d->retry_at_ms) {
+            grant->layer = d->denied_layer ? (tg_layer_e) d->denied_layer
+                                           : TG_LAYER_GUARANTEED;
+            grant->retry_after_ms = d->retry_at_ms - now_ms;
+            grant->emergency = cnode->u.dcluster.emergency;
+            rc = NGX_HTTP_TOLLGATE_LEASE_REJECT;
+            break;
+        }
+
+        if (!ready) {
+            rc = NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE;
+            break;
+        }
+
+        if (!ctx->waiting) {
+            ctx->waiting = 1;
+            ctx->wait_until_ms = now_ms + (tg_msec_t) lcf->wait_ms;
+
+        } else if (now_ms >= ctx->wait_until_ms) {
+            rc = NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE;
+            break;
+        }
+
+        rc = NGX_HTTP_TOLLGATE_LEASE_WAIT;
+        break;
+    }
+
+    ctx->guaranteed_tps = d->guaranteed_tps;
+    ctx->burst_tps = d->burst_tps;
+    ctx->max_borrow_tokens = d->max_borrow_tokens;
+
+    if (rc == NGX_HTTP_TOLLGATE_LEASE_REJECT) {
+        zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]++;
+        anode->requests[lcf->dry_run ? NGX_HTTP_TOLLGATE_DRY_RUN
+                                     : NGX_HTTP_TOLLGATE_REJECTED]++;
+        ctx->decision = lcf->dry_run ? NGX_HTTP_TOLLGATE_DRY_RUN
+                                     : NGX_HTTP_TOLLGATE_REJECTED;
+        ctx->layer = grant->layer;
+    }
+
+    if (rc == NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE) {
+        zone->sh->fail_open++;
+        anode->requests[NGX_HTTP_TOLLGATE_ALLOWED]++;
+    }
+
+    /*
+     * Start a refill when the take asked for one, unless L2 refused a
+     * moment ago or Redis is away: then the flag is dropped, and the
+     * next take raises it again.
+     */
+
+    if (!was_inflight && lease->refill_inflight) {
+        if (ready && now_ms >= d->retry_at_ms) {
+            *min = 1;
+
+            if (decision == TG_LEASE_MISS
+                && lease->balance_tokens < (int64_t) ctx->cost_tokens)
+            {
+                *min = ctx->cost_tokens - ngx_max(lease->balance_tokens, 0);
+            }
+
+            *want = ngx_max(tg_lease_want(lease, &mcf->lease,
+                                          d->known ? d->l2_remaining_tokens
+                                                   : TG_TOKENS_MAX,
+                                          cnode->u.dcluster.live_gateways),
+                            *min);
+
+            d->inflight_since_ms = now_ms;
+
+        } else {
+            lease->refill_inflight = 0;
+        }
+    }
+
+    if (++zone->sh->ops_since_sync == 1000) {
+        sync_now = 1;
+    }
+
+    if (rc != NGX_HTTP_TOLLGATE_LEASE_WAIT) {
+        ngx_http_tollgate_observe(zone->sh, &ctx->start);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    /* usage is reported every 100 ms, or every 1000 operations */
+
+    if (sync_now) {
+        ngx_http_tollgate_sync_soon();
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_lease_wait(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx)
+{
+    ngx_event_t  *wev;
+
+    /*
+     * Polled rather than woken: the refill may arrive in another
+     * worker, and a miss is rare once leases follow demand.
+     */
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_tollgate_lease_wake;
+
+    wev = r->connection->write;
+    wev->delayed = 1;
+    ngx_add_timer(wev, NGX_HTTP_TOLLGATE_POLL_MS);
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_tollgate_lease_wake(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+}
+
+
+/*
+ * A body settled in the log phase: the excess is reported to L2 as debt
+ * with the next report, a refund goes back into the lease.
+ */
+
+ngx_int_t
+ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
+    ngx_http_tollgate_ctx_t *ctx, int64_t delta_tokens)
+{
+    tg_msec_t                  now_ms;
+    ngx_http_tollgate_node_t  *anode;
+    ngx_http_tollgate_zone_t  *zone;
+
+    zone = ctx->zone;
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, &ctx->app,
+                                          ngx_hash_key(ctx->app.data,
+                                                       ctx->app.len),
+                                          NULL, now_ms, r->connection->log);
+
+    if (anode != NULL) {
+        if (delta_tokens > 0) {
+            anode->u.dapp.debt_tokens += (uint64_t) delta_tokens;
+
+        } else {
+            anode->u.dapp.lease.balance_tokens += -delta_tokens;
+        }
+
+        anode->cost_tokens += delta_tokens;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}

@@ -1,0 +1,879 @@
+/*
+ * Copyright (C) Tollgate developers
+ *
+ * Distributed mode, the Redis side: refills of leases (acquire), usage
+ * reports and the return of idle tokens, the gateway heartbeat that
+ * counts live gateways and notices configuration changes, and the
+ * seeding of configuration declared in nginx.conf.
+ *
+ * Every worker runs the sync timer; the zone's next_sync_ms decides
+ * which one does the work of a period, so a gateway syncs once per
+ * period however many workers it has.
+ */
+
+
+#include "ngx_http_tollgate_module.h"
+
+
+#define NGX_HTTP_TOLLGATE_SYNC_MS        100
+#define NGX_HTTP_TOLLGATE_HEARTBEAT_MS   1000
+#define NGX_HTTP_TOLLGATE_IDLE_MS        1000
+#define NGX_HTTP_TOLLGATE_GATEWAY_TTL    "10000"
+#define NGX_HTTP_TOLLGATE_REPORTS_MAX    256
+#define NGX_HTTP_TOLLGATE_OPS_MAX        1000
+#define NGX_HTTP_TOLLGATE_KEY_LEN        (NGX_HTTP_TOLLGATE_ID_MAX * 3 + 32)
+
+
+/* what a reply handler needs to find its application again */
+
+typedef struct {
+    ngx_http_tollgate_zone_t       *zone;
+    ngx_http_tollgate_cluster_t    *cluster;
+    ngx_http_tollgate_main_conf_t  *mcf;
+    size_t                          app_len;
+    u_char                          app[NGX_HTTP_TOLLGATE_ID_MAX];
+} ngx_http_tollgate_call_t;
+
+
+typedef struct {
+    ngx_str_t                       app;
+    u_char                          app_data[NGX_HTTP_TOLLGATE_ID_MAX];
+    ngx_http_tollgate_cluster_t    *cluster;
+    uint64_t                        seq;
+    uint64_t                        used;
+    uint64_t                        returned;
+    uint64_t                        debt;
+} ngx_http_tollgate_report_t;
+
+
+static void ngx_http_tollgate_sync_handler(ngx_event_t *ev);
+static void ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_uint_t *seeded);
+static ngx_uint_t ngx_http_tollgate_collect_locked(
+    ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_zone_t *zone,
+    ngx_uint_t heartbeat, ngx_http_tollgate_report_t *reports);
+static void ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster);
+static void ngx_http_tollgate_seed(ngx_http_tollgate_main_conf_t *mcf);
+static void ngx_http_tollgate_on_acquire(redisReply *reply, void *data);
+static void ngx_http_tollgate_on_report(redisReply *reply, void *data);
+static void ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data);
+static void ngx_http_tollgate_on_seed(redisReply *reply, void *data);
+static ngx_http_tollgate_call_t *ngx_http_tollgate_call_create(
+    ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app);
+static ngx_http_tollgate_node_t *ngx_http_tollgate_call_node_locked(
+    ngx_http_tollgate_call_t *call, ngx_uint_t cluster_node);
+static void ngx_http_tollgate_key(ngx_str_t *key, u_char *buf,
+    ngx_http_tollgate_cluster_t *cluster, const char *suffix, ngx_str_t *app);
+static void ngx_http_tollgate_num(ngx_str_t *s, u_char *buf, uint64_t n);
+static int64_t ngx_http_tollgate_reply_int(redisReply *reply, size_t i);
+
+
+static ngx_event_t                     ngx_http_tollgate_sync_ev;
+static ngx_http_tollgate_main_conf_t  *ngx_http_tollgate_sync_mcf;
+static ngx_msec_t                      ngx_http_tollgate_tick_ms;
+
+
+ngx_int_t
+ngx_http_tollgate_sync_init(ngx_cycle_t *cycle)
+{
+    ngx_shm_zone_t                **zones;
+    ngx_http_tollgate_zone_t       *zone;
+    ngx_http_tollgate_main_conf_t  *mcf;
+
+    if (ngx_get_conf(cycle->conf_ctx, ngx_http_module) == NULL) {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_tollgate_module);
+
+    if (mcf == NULL || !mcf->distributed || mcf->zones.nelts == 0) {
+        return NGX_OK;
+    }
+
+    /* the Redis counters live in the first zone, shared by the workers */
+
+    zones = mcf->zones.elts;
+    zone = zones[0]->data;
+
+    if (ngx_http_tollgate_redis_init(cycle, &mcf->redis, &zone->sh->redis)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_tollgate_sync_mcf = mcf;
+
+    ngx_http_tollgate_sync_ev.handler = ngx_http_tollgate_sync_handler;
+    ngx_http_tollgate_sync_ev.log = cycle->log;
+    ngx_http_tollgate_sync_ev.data = mcf;
+    ngx_http_tollgate_sync_ev.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_tollgate_sync_ev, NGX_HTTP_TOLLGATE_SYNC_MS);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_tollgate_sync_exit(ngx_cycle_t *cycle)
+{
+    if (ngx_http_tollgate_sync_ev.timer_set) {
+        ngx_del_timer(&ngx_http_tollgate_sync_ev);
+    }
+
+    ngx_http_tollgate_redis_exit();
+    ngx_http_tollgate_sync_mcf = NULL;
+}
+
+
+/* the request path asks for an early sync after many operations */
+
+void
+ngx_http_tollgate_sync_soon(void)
+{
+    if (ngx_http_tollgate_sync_mcf != NULL
+        && !ngx_http_tollgate_sync_ev.posted)
+    {
+        ngx_post_event(&ngx_http_tollgate_sync_ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_tollgate_sync_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                      i;
+    ngx_shm_zone_t                **zones;
+    ngx_http_tollgate_main_conf_t  *mcf;
+
+    static ngx_uint_t               seeded;
+
+    mcf = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (ngx_current_msec - ngx_http_tollgate_tick_ms
+        >= NGX_HTTP_TOLLGATE_HEARTBEAT_MS)
+    {
+        ngx_http_tollgate_tick_ms = ngx_current_msec;
+        ngx_http_tollgate_redis_tick();
+    }
+
+    zones = mcf->zones.elts;
+
+    for (i = 0; i < mcf->zones.nelts; i++) {
+        ngx_http_tollgate_sync_zone(mcf, zones[i]->data, &seeded);
+    }
+
+    if (!ngx_http_tollgate_sync_ev.timer_set) {
+        ngx_add_timer(&ngx_http_tollgate_sync_ev, NGX_HTTP_TOLLGATE_SYNC_MS);
+    }
+}
+
+
+static void
+ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_uint_t *seeded)
+{
+    u_char                        nums[4][NGX_INT64_LEN];
+    ngx_str_t                     argv[10];
+    ngx_uint_t                    i, n, heartbeat;
+    tg_msec_t                     now_ms;
+    ngx_http_tollgate_call_t     *call;
+    ngx_http_tollgate_cluster_t  *cluster, **clusters;
+    u_char                        keys[5][NGX_HTTP_TOLLGATE_KEY_LEN];
+
+    static ngx_http_tollgate_report_t  reports[NGX_HTTP_TOLLGATE_REPORTS_MAX];
+
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (now_ms < zone->sh->next_sync_ms
+        && zone->sh->ops_since_sync < NGX_HTTP_TOLLGATE_OPS_MAX)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    /* this worker does the period's work; the others skip it */
+
+    zone->sh->next_sync_ms = now_ms + NGX_HTTP_TOLLGATE_SYNC_MS;
+    zone->sh->ops_since_sync = 0;
+
+    heartbeat = now_ms >= zone->sh->next_heartbeat_ms;
+    if (heartbeat) {
+        zone->sh->next_heartbeat_ms = now_ms + NGX_HTTP_TOLLGATE_HEARTBEAT_MS;
+    }
+
+    n = ngx_http_tollgate_collect_locked(mcf, zone, heartbeat, reports);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (!*seeded && ngx_http_tollgate_redis_ready(NULL)) {
+        *seeded = 1;
+        ngx_http_tollgate_seed(mcf);
+    }
+
+    /* one call per application with news, pipelined on one connection */
+
+    for (i = 0; i < n; i++) {
+        call = ngx_http_tollgate_call_create(mcf, zone, reports[i].cluster,
+                                             &reports[i].app);
+        if (call == NULL) {
+            continue;
+        }
+
+        cluster = reports[i].cluster;
+
+        ngx_http_tollgate_key(&argv[0], keys[0], cluster, "cluster", NULL);
+        ngx_http_tollgate_key(&argv[1], keys[1], cluster, "app:",
+                              &reports[i].app);
+        ngx_http_tollgate_key(&argv[2], keys[2], cluster, "pool", NULL);
+        ngx_http_tollgate_key(&argv[3], keys[3], cluster, "state:",
+                              &reports[i].app);
+        ngx_http_tollgate_key(&argv[4], keys[4], cluster, "rep:",
+                              &mcf->gateway_id);
+
+        argv[5] = mcf->gateway_id;
+        ngx_http_tollgate_num(&argv[6], nums[0], reports[i].seq);
+        ngx_http_tollgate_num(&argv[7], nums[1], reports[i].used);
+        ngx_http_tollgate_num(&argv[8], nums[2], reports[i].returned);
+        ngx_http_tollgate_num(&argv[9], nums[3], reports[i].debt);
+
+        if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_SCRIPT_REPORT,
+                                         &cluster->id, 5, 10, argv,
+                                         ngx_http_tollgate_on_report, call)
+            != NGX_OK)
+        {
+            ngx_http_tollgate_on_report(NULL, call);
+        }
+    }
+
+    if (!heartbeat) {
+        return;
+    }
+
+    clusters = mcf->clusters.elts;
+
+    for (i = 0; i < mcf->clusters.nelts; i++) {
+        ngx_http_tollgate_heartbeat(mcf, zone, clusters[i]);
+    }
+}
+
+
+/*
+ * Picks what to report: debt and returned tokens at once, plain usage
+ * with the heartbeat.  An application whose lease sat idle gives its
+ * tokens back, so they are not stranded in this gateway.  A report
+ * that failed is sent again unchanged, under the same sequence number,
+ * so that Redis counts it once whether or not the first one arrived.
+ */
+
+static ngx_uint_t
+ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_uint_t heartbeat,
+    ngx_http_tollgate_report_t *reports)
+{
+    ngx_str_t                     cluster_id;
+    ngx_uint_t                    n;
+    ngx_queue_t                  *q;
+    tg_msec_t                     now_ms;
+    ngx_http_tollgate_dapp_t     *d;
+    ngx_http_tollgate_node_t     *tn;
+    ngx_http_tollgate_report_t   *rep;
+
+    n = 0;
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    for (q = ngx_queue_head(&zone->sh->lru);
+         q != ngx_queue_sentinel(&zone->sh->lru)
+         && n < NGX_HTTP_TOLLGATE_REPORTS_MAX;
+         q = ngx_queue_next(q))
+    {
+        tn = ngx_queue_data(q, ngx_http_tollgate_node_t, queue);
+        d = &tn->u.dapp;
+
+        if (d->reporting || !d->known) {
+            continue;
+        }
+
+        if (now_ms - d->last_take_ms >= NGX_HTTP_TOLLGATE_IDLE_MS
+            && d->lease.balance_tokens > 0 && !d->lease.refill_inflight)
+        {
+            d->returned_tokens += (uint64_t) d->lease.balance_tokens;
+            d->lease.balance_tokens = 0;
+        }
+
+        if (d->report_used == 0 && d->report_returned == 0
+            && d->report_debt == 0)
+        {
+            if (d->debt_tokens == 0 && d->returned_tokens == 0
+                && !(heartbeat && d->used_tokens))
+            {
+                continue;
+            }
+
+            d->report_seq++;
+            d->report_used = d->used_tokens;
+            d->report_returned = d->returned_tokens;
+            d->report_debt = d->debt_tokens;
+            d->used_tokens = 0;
+            d->returned_tokens = 0;
+            d->debt_tokens = 0;
+        }
+
+        cluster_id.data = tn->key;
+        cluster_id.len = tn->cluster_len;
+
+        rep = &reports[n];
+
+        rep->cluster = ngx_http_tollgate_find_cluster(mcf, &cluster_id);
+        if (rep->cluster == NULL) {
+            continue;
+        }
+
+        rep->app.data = rep->app_data;
+        rep->app.len = tn->app_len;
+        ngx_memcpy(rep->app_data, tn->key + tn->cluster_len, tn->app_len);
+
+        rep->seq = d->report_seq;
+        rep->used = d->report_used;
+        rep->returned = d->report_returned;
+        rep->debt = d->report_debt;
+
+        d->reporting = 1;
+        n++;
+    }
+
+    return n;
+}
+
+
+static void
+ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster)
+{
+    u_char                     nums[4][NGX_INT64_LEN];
+    uint64_t                   hits, total;
+    ngx_str_t                  argv[11];
+    ngx_http_tollgate_call_t  *call;
+    u_char                     keys[4][NGX_HTTP_TOLLGATE_KEY_LEN];
+
+    call = ngx_http_tollgate_call_create(mcf, zone, cluster, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    ngx_http_tollgate_key(&argv[0], keys[0], cluster, "gateways", NULL);
+    ngx_http_tollgate_key(&argv[1], keys[1], cluster, "gw:",
+                          &mcf->gateway_id);
+    ngx_http_tollgate_key(&argv[2], keys[2], cluster, "version", NULL);
+    ngx_http_tollgate_key(&argv[3], keys[3], cluster, "emergency", NULL);
+
+    hits = zone->sh->l3_hits;
+    total = hits + zone->sh->l3_misses;
+
+    argv[4] = mcf->gateway_id;
+    ngx_str_set(&argv[5], "0");
+    ngx_http_tollgate_num(&argv[6], nums[0],
+                          total ? hits * 1000 / total : 1000);
+    ngx_http_tollgate_num(&argv[7], nums[1], total);
+    ngx_http_tollgate_num(&argv[8], nums[2],
+                          zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]);
+    ngx_str_set(&argv[9], "");
+    ngx_str_set(&argv[10], NGX_HTTP_TOLLGATE_GATEWAY_TTL);
+
+    if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_SCRIPT_HEARTBEAT,
+                                     &cluster->id, 4, 11, argv,
+                                     ngx_http_tollgate_on_heartbeat, call)
+        != NGX_OK)
+    {
+        ngx_free(call);
+    }
+}
+
+
+/* configuration as code: nginx.conf seeds what Redis does not have */
+
+static void
+ngx_http_tollgate_seed(ngx_http_tollgate_main_conf_t *mcf)
+{
+    u_char                        nums[6][NGX_INT64_LEN];
+    ngx_str_t                     argv[16], none;
+    ngx_uint_t                    i, j;
+    ngx_http_tollgate_app_t      *app;
+    ngx_http_tollgate_cluster_t  *cluster, **clusters;
+    u_char                        keys[4][NGX_HTTP_TOLLGATE_KEY_LEN];
+    u_char                        ratio[16];
+
+    ngx_str_null(&none);
+
+    clusters = mcf->clusters.elts;
+    app = mcf->apps.elts;
+
+    for (i = 0; i < mcf->clusters.nelts; i++) {
+        cluster = clusters[i];
+
+        if (!cluster->declared) {
+            continue;
+        }
+
+        /*
+         * KEYS: cluster, app (a key of the same slot and no app id when
+         * only the cluster is seeded), apps, version; ARGV: capacity,
+         * reserved_ratio, window_ms, version, then the application:
+         * app_id, cluster_id, guaranteed, burst, priority, max_borrow,
+         * cost_profile, version.  Seeds carry version 0, so that any
+         * write by the admin replaces them.
+         */
+
+        ngx_http_tollgate_key(&argv[0], keys[0], cluster, "cluster", NULL);
+        ngx_http_tollgate_key(&argv[1], keys[1], cluster, "app:", NULL);
+        ngx_http_tollgate_key(&argv[2], keys[2], cluster, "apps", NULL);
+        ngx_http_tollgate_key(&argv[3], keys[3], cluster, "version", NULL);
+
+        ngx_http_tollgate_num(&argv[4], nums[0], cluster->conf.capacity_tps);
+        argv[5].data = ratio;
+        argv[5].len = ngx_sprintf(ratio, "%ui.%03ui",
+                                  (ngx_uint_t) cluster->conf
+                                      .reserved_permille / 1000,
+                                  (ngx_uint_t) cluster->conf
+                                      .reserved_permille % 1000)
+                      - ratio;
+        ngx_http_tollgate_num(&argv[6], nums[1],
+                              (uint64_t) cluster->conf.window_ms);
+        ngx_str_set(&argv[7], "0");
+
+        argv[8] = none;
+        argv[9] = cluster->id;
+
+        for (j = 10; j < 15; j++) {
+            argv[j] = none;
+        }
+
+        ngx_str_set(&argv[15], "0");
+
+        if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_SCRIPT_SEED,
+                                         &cluster->id, 4, 16, argv,
+                                         ngx_http_tollgate_on_seed, NULL)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        for (j = 0; j < mcf->apps.nelts; j++) {
+            if (app[j].cluster != cluster) {
+                continue;
+            }
+
+            ngx_http_tollgate_key(&argv[1], keys[1], cluster, "app:",
+                                  &app[j].id);
+
+            argv[8] = app[j].id;
+            ngx_http_tollgate_num(&argv[10], nums[2],
+                                  app[j].conf.guaranteed_tps);
+            ngx_http_tollgate_num(&argv[11], nums[3], app[j].conf.burst_tps);
+            ngx_http_tollgate_num(&argv[12], nums[4], app[j].conf.priority);
+            ngx_http_tollgate_num(&argv[13], nums[5],
+                                  app[j].conf.max_borrow_tokens);
+
+            if (app[j].profile) {
+                argv[14] = app[j].profile->name;
+
+            } else {
+                ngx_str_set(&argv[14], "standard");
+            }
+
+            if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_SCRIPT_SEED,
+                                             &cluster->id, 4, 16, argv,
+                                             ngx_http_tollgate_on_seed, NULL)
+                != NGX_OK)
+            {
+                return;
+            }
+        }
+    }
+}
+
+
+void
+ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
+    uint64_t want_tokens, uint64_t min_tokens)
+{
+    u_char                     nums[2][NGX_INT64_LEN];
+    ngx_str_t                  argv[10];
+    ngx_http_tollgate_call_t  *call;
+    u_char                     keys[6][NGX_HTTP_TOLLGATE_KEY_LEN];
+
+    call = ngx_http_tollgate_call_create(ngx_http_tollgate_sync_mcf, zone,
+                                         cluster, app_id);
+    if (call == NULL) {
+        ngx_http_tollgate_on_acquire(NULL, NULL);
+        return;
+    }
+
+    ngx_http_tollgate_key(&argv[0], keys[0], cluster, "cluster", NULL);
+    ngx_http_tollgate_key(&argv[1], keys[1], cluster, "app:", app_id);
+    ngx_http_tollgate_key(&argv[2], keys[2], cluster, "pool", NULL);
+    ngx_http_tollgate_key(&argv[3], keys[3], cluster, "state:", app_id);
+    ngx_http_tollgate_key(&argv[4], keys[4], cluster, "emergency", NULL);
+    ngx_http_tollgate_key(&argv[5], keys[5], cluster, "events", NULL);
+
+    ngx_http_tollgate_num(&argv[6], nums[0], want_tokens);
+    ngx_http_tollgate_num(&argv[7], nums[1], min_tokens);
+    ngx_str_set(&argv[8], "");
+    argv[9] = call->mcf->gateway_id;
+
+    if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_SCRIPT_ACQUIRE,
+                                     &cluster->id, 6, 10, argv,
+                                     ngx_http_tollgate_on_acquire, call)
+        != NGX_OK)
+    {
+        ngx_http_tollgate_on_acquire(NULL, call);
+    }
+}
+
+
+/*
+ * The reply of acquire: {code, granted, layer, retry_after_ms,
+ * remaining_tokens, emergency, guaranteed, burst, priority, max_borrow,
+ * cost_profile, version}; code 1 is an unknown application, 2 an
+ * unknown cluster.
+ */
+
+static void
+ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
+{
+    int64_t                        code, granted, retry_ms;
+    ngx_str_t                      profile;
+    ngx_uint_t                     i;
+    tg_msec_t                      now_ms;
+    ngx_http_tollgate_dapp_t      *d;
+    ngx_http_tollgate_node_t      *cnode, *anode;
+    ngx_http_tollgate_call_t      *call;
+    ngx_http_tollgate_profile_t   *p;
+
+    call = data;
+    if (call == NULL) {
+        return;
+    }
+
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    ngx_shmtx_lock(&call->zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_call_node_locked(call, 1);
+    anode = ngx_http_tollgate_call_node_locked(call, 0);
+
+    if (cnode == NULL || anode == NULL) {
+        goto done;
+    }
+
+    d = &anode->u.dapp;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 12)
+    {
+        /* Redis failed: nothing granted, the next take asks again */
+        d->lease.refill_inflight = 0;
+        goto done;
+    }
+
+    code = ngx_http_tollgate_reply_int(reply, 0);
+
+    if (code != 0) {
+        if (!d->unknown) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "tollgate: redis has no %s \"%*s\" for cluster "
+                          "\"%V\"", code == 1 ? "app" : "cluster",
+                          call->app_len, call->app, &call->cluster->id);
+        }
+
+        d->unknown = 1;
+        d->unknown_until_ms = now_ms + 1000;
+        d->lease.refill_inflight = 0;
+        goto done;
+    }
+
+    d->unknown = 0;
+    d->known = 1;
+
+    granted = ngx_http_tollgate_reply_int(reply, 1);
+    retry_ms = ngx_http_tollgate_reply_int(reply, 3);
+
+    d->l2_remaining_tokens = (uint64_t) ngx_max(
+                                 ngx_http_tollgate_reply_int(reply, 4), 0);
+    cnode->u.dcluster.emergency = ngx_http_tollgate_reply_int(reply, 5) != 0;
+
+    d->guaranteed_tps = (uint64_t) ngx_http_tollgate_reply_int(reply, 6);
+    d->burst_tps = (uint64_t) ngx_http_tollgate_reply_int(reply, 7);
+    d->priority = (uint8_t) ngx_http_tollgate_reply_int(reply, 8);
+    d->max_borrow_tokens = (uint64_t) ngx_http_tollgate_reply_int(reply, 9);
+    d->version = (uint64_t) ngx_http_tollgate_reply_int(reply, 11);
+
+    /* the profile is named in Redis and defined in nginx.conf */
+
+    tg_cost_profile_default(&d->cost);
+
+    if (reply->element[10]->type == REDIS_REPLY_STRING) {
+        profile.data = (u_char *) reply->element[10]->str;
+        profile.len = reply->element[10]->len;
+
+        p = call->mcf->profiles.elts;
+        for (i = 0; i < call->mcf->profiles.nelts; i++) {
+            if (p[i].name.len == profile.len
+                && ngx_strncmp(p[i].name.data, profile.data, profile.len)
+                   == 0)
+            {
+                d->cost = p[i].cost;
+                break;
+            }
+        }
+    }
+
+    d->cost_known = 1;
+
+    if (granted > 0) {
+        tg_lease_granted(&d->lease, (uint64_t) granted, now_ms);
+        d->retry_at_ms = 0;
+        goto done;
+    }
+
+    d->denied_layer = (uint8_t) ngx_http_tollgate_reply_int(reply, 2);
+    retry_ms = ngx_max(retry_ms, 1000);
+
+    if (d->lease.balance_tokens > 0) {
+        /* what the lease still holds is spent; no new ask until then */
+        d->retry_at_ms = now_ms + retry_ms;
+        d->lease.refill_inflight = 0;
+
+    } else {
+        tg_lease_denied(&d->lease, now_ms + retry_ms);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_free(call);
+}
+
+
+static void
+ngx_http_tollgate_on_report(redisReply *reply, void *data)
+{
+    ngx_http_tollgate_node_t  *anode;
+    ngx_http_tollgate_call_t  *call;
+
+    call = data;
+
+    ngx_shmtx_lock(&call->zone->shpool->mutex);
+
+    anode = ngx_http_tollgate_call_node_locked(call, 0);
+
+    if (anode != NULL) {
+        anode->u.dapp.reporting = 0;
+
+        /* a failed report is kept as it is, to be sent again */
+
+        if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+            anode->u.dapp.report_used = 0;
+            anode->u.dapp.report_returned = 0;
+            anode->u.dapp.report_debt = 0;
+
+            if (reply->elements >= 2) {
+                anode->u.dapp.l2_remaining_tokens = (uint64_t) ngx_max(
+                    ngx_http_tollgate_reply_int(reply, 1), 0);
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_free(call);
+}
+
+
+/* {live_gateways, config_version, emergency_active} */
+
+static void
+ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
+{
+    uint64_t                       version;
+    ngx_queue_t                   *q;
+    ngx_http_tollgate_node_t      *cnode, *tn;
+    ngx_http_tollgate_call_t      *call;
+    ngx_http_tollgate_dcluster_t  *dc;
+
+    call = data;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 3)
+    {
+        ngx_free(call);
+        return;
+    }
+
+    ngx_shmtx_lock(&call->zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_call_node_locked(call, 1);
+
+    if (cnode == NULL) {
+        goto done;
+    }
+
+    dc = &cnode->u.dcluster;
+
+    dc->live_gateways = (uint32_t) ngx_max(
+                            ngx_http_tollgate_reply_int(reply, 0), 1);
+    dc->emergency = ngx_http_tollgate_reply_int(reply, 2) != 0;
+
+    version = (uint64_t) ngx_http_tollgate_reply_int(reply, 1);
+
+    if (version == dc->config_version) {
+        goto done;
+    }
+
+    /*
+     * The configuration changed: refusals cached under the old quotas
+     * are forgotten, so a raised quota is felt at once; Redis enforces
+     * the new one on the next refill anyway.
+     */
+
+    if (dc->config_version != 0) {
+        for (q = ngx_queue_head(&call->zone->sh->lru);
+             q != ngx_queue_sentinel(&call->zone->sh->lru);
+             q = ngx_queue_next(q))
+        {
+            tn = ngx_queue_data(q, ngx_http_tollgate_node_t, queue);
+
+            if (tn->cluster_len != call->cluster->id.len
+                || ngx_memcmp(tn->key, call->cluster->id.data,
+                              tn->cluster_len) != 0)
+            {
+                continue;
+            }
+
+            tn->u.dapp.lease.denied_until_ms = TG_MSEC_NEVER;
+            tn->u.dapp.retry_at_ms = 0;
+            tn->u.dapp.unknown_until_ms = 0;
+        }
+    }
+
+    dc->config_version = version;
+
+done:
+
+    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_free(call);
+}
+
+
+static void
+ngx_http_tollgate_on_seed(redisReply *reply, void *data)
+{
+    /* failures are logged by the client; a later start seeds again */
+}
+
+
+static ngx_http_tollgate_call_t *
+ngx_http_tollgate_call_create(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    ngx_str_t *app)
+{
+    ngx_http_tollgate_call_t  *call;
+
+    call = ngx_alloc(sizeof(ngx_http_tollgate_call_t), ngx_cycle->log);
+    if (call == NULL) {
+        return NULL;
+    }
+
+    call->mcf = mcf;
+    call->zone = zone;
+    call->cluster = cluster;
+    call->app_len = app ? app->len : 0;
+
+    if (app) {
+        ngx_memcpy(call->app, app->data, app->len);
+    }
+
+    return call;
+}
+
+
+static ngx_http_tollgate_node_t *
+ngx_http_tollgate_call_node_locked(ngx_http_tollgate_call_t *call,
+    ngx_uint_t cluster_node)
+{
+    ngx_str_t  app;
+
+    if (cluster_node) {
+        return ngx_http_tollgate_node_locked(call->zone, call->cluster, NULL,
+                                             0, NULL,
+                                             (tg_msec_t) ngx_current_msec,
+                                             ngx_cycle->log);
+    }
+
+    app.data = call->app;
+    app.len = call->app_len;
+
+    return ngx_http_tollgate_node_locked(call->zone, call->cluster, &app,
+                                         ngx_hash_key(app.data, app.len),
+                                         NULL, (tg_msec_t) ngx_current_msec,
+                                         ngx_cycle->log);
+}
+
+
+/* "tg:{cluster}:suffix" followed by the application or gateway id */
+
+static void
+ngx_http_tollgate_key(ngx_str_t *key, u_char *buf,
+    ngx_http_tollgate_cluster_t *cluster, const char *suffix, ngx_str_t *app)
+{
+    u_char  *p;
+
+    p = ngx_sprintf(buf, "tg:{%V}:%s", &cluster->id, suffix);
+
+    if (app) {
+        p = ngx_cpymem(p, app->data, app->len);
+    }
+
+    key->data = buf;
+    key->len = p - buf;
+}
+
+
+static void
+ngx_http_tollgate_num(ngx_str_t *s, u_char *buf, uint64_t n)
+{
+    s->data = buf;
+    s->len = ngx_sprintf(buf, "%uL", (unsigned long long) n) - buf;
+}
+
+
+/* Lua numbers reach us as integers; a string of digits is read too */
+
+static int64_t
+ngx_http_tollgate_reply_int(redisReply *reply, size_t i)
+{
+    ngx_int_t    n;
+    redisReply  *e;
+
+    e = reply->element[i];
+
+    if (e->type == REDIS_REPLY_INTEGER) {
+        return (int64_t) e->integer;
+    }
+
+    if (e->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) e->str, e->len);
+        return n == NGX_ERROR ? 0 : (int64_t) n;
+    }
+
+    return 0;
+}
