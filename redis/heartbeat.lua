@@ -1,0 +1,42 @@
+-- heartbeat.lua: a gateway says it is alive and what it sees, and learns
+-- how many gateways share the cluster (for its fair share of leases),
+-- whether the configuration changed and whether emergency mode is on.
+--
+-- KEYS[1]  tg:{C}:gateways    zset: gateway id -> last heartbeat ms
+-- KEYS[2]  tg:{C}:gw:G        this gateway's figures
+-- KEYS[3]  tg:{C}:version     configuration version
+-- KEYS[4]  tg:{C}:emergency   emergency state
+-- ARGV[1]  gateway id
+-- ARGV[2]  level              degradation level 0 .. 3
+-- ARGV[3]  hit_rate_permille  L3 hit rate, 0 .. 1000
+-- ARGV[4]  requests           counter since the gateway started
+-- ARGV[5]  rejected           counter since the gateway started
+-- ARGV[6]  now_ms             Unix ms; "" for the Redis server's clock
+-- ARGV[7]  ttl_ms             a gateway silent this long is dropped;
+--                             "" for 10000
+--
+-- Reply    {live_gateways, config_version, emergency_active}
+--          live_gateways counts this one; emergency_active 1 while an
+--          emergency is on and not expired.
+
+local now = now_ms(ARGV[6])
+local ttl = arg_int(ARGV[7], 'ttl_ms', 10000)
+local e
+
+if ttl <= 0 then
+    fail('ttl_ms must be positive')
+end
+
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+
+redis.call('HSET', KEYS[2], 'level', ARGV[2],
+           'hit_rate_permille', ARGV[3], 'requests', ARGV[4],
+           'rejected', ARGV[5], 'updated_ms', now)
+redis.call('PEXPIRE', KEYS[2], 3 * ttl)
+
+e = emergency_load(KEYS[4])
+
+return {redis.call('ZCARD', KEYS[1]),
+        tonumber(redis.call('GET', KEYS[3]) or '0') or 0,
+        (e.mode ~= 'off' and now < e.until_ms) and 1 or 0}
