@@ -63,7 +63,9 @@ $(BUILD)/ngx_http_tollgate_module.so: $(BUILD)/nginx-src/objs/Makefile \
 	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules \
 	    CFLAGS="$$(sed -n 's/^CFLAGS = //p' \
 	        $(BUILD)/nginx-src/objs/Makefile) -Wextra -Wno-unused-parameter"
-	cp $(BUILD)/nginx-src/objs/ngx_http_tollgate_module.so $@
+	# a new inode, so that a running nginx keeps the file it mapped
+	cp $(BUILD)/nginx-src/objs/ngx_http_tollgate_module.so $@.tmp
+	mv $@.tmp $@
 
 # dashboard: a Vite build of web/ into web/dist, served by tollgate-admin ----
 

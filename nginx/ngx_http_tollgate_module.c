@@ -42,6 +42,8 @@ static char *ngx_http_tollgate_redis_directive(ngx_conf_t *cf,
 static ngx_int_t ngx_http_tollgate_parse_addrs(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_str_t *value, ngx_str_t *list,
     ngx_array_t *addrs);
+static char *ngx_http_tollgate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_tollgate_init_process(ngx_cycle_t *cycle);
 static void ngx_http_tollgate_exit_process(ngx_cycle_t *cycle);
 
@@ -165,6 +167,13 @@ static ngx_command_t  ngx_http_tollgate_commands[] = {
     { ngx_string("tollgate_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_tollgate_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_tollgate_lease,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -413,7 +422,9 @@ ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
 {
     u_char  *p;
 
-    tg_lease_conf_default(&mcf->lease);
+    if (!mcf->lease_set) {
+        tg_lease_conf_default(&mcf->lease);
+    }
 
     if (!mcf->distributed) {
         return NGX_OK;
@@ -1336,6 +1347,101 @@ ngx_http_tollgate_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     mcf->distributed = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * tollgate_lease [horizon=TIME] [min=N] [max=N] [low=PERCENT]: how much of
+ * an application's demand a gateway holds, and when it asks for more.
+ */
+
+static char *
+ngx_http_tollgate_lease(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    if (mcf->lease_set) {
+        return "is duplicate";
+    }
+
+    tg_lease_conf_default(&mcf->lease);
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "horizon=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+
+            if (n == NGX_ERROR || n < 10 || n > 60000) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "horizon is a time from 10ms "
+                                            "to 60s");
+                return NGX_CONF_ERROR;
+            }
+
+            mcf->lease.horizon_ms = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "min=", 4) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 4,
+                                               &mcf->lease.min_tokens)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
+            if (ngx_http_tollgate_parse_tokens(cf, cmd, &value[i], 4,
+                                               &mcf->lease.max_tokens)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "low=", 4) == 0
+            && value[i].data[value[i].len - 1] == '%')
+        {
+            n = ngx_atoi(value[i].data + 4, value[i].len - 5);
+
+            if (n == NGX_ERROR || n < 1 || n > 90) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "low is a percentage from 1% "
+                                            "to 90%");
+                return NGX_CONF_ERROR;
+            }
+
+            mcf->lease.low_water_permille = (uint32_t) n * 10;
+            continue;
+        }
+
+        ngx_http_tollgate_bad_value(cf, cmd, &value[i], "unknown parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->lease.max_tokens < mcf->lease.min_tokens) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value in \"%V\" directive: max is below "
+                           "min", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->lease_set = 1;
 
     return NGX_CONF_OK;
 }

@@ -174,6 +174,7 @@ typedef struct {
     ngx_flag_t                   distributed;
     ngx_str_t                    gateway_id;
     tg_lease_conf_t              lease;
+    ngx_flag_t                   lease_set;
 } ngx_http_tollgate_main_conf_t;
 
 
