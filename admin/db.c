@@ -17,6 +17,17 @@ static PGconn  *tga_pg;
 static char     tga_pg_state[6];
 
 
+/* libpq would print server notices raw on stderr: keep logs one format */
+static void
+tga_db_notice(void *arg, const char *message)
+{
+    (void) arg;
+
+    tga_log_info("msg=\"postgres notice\" detail=\"%.*s\"",
+                 (int) strcspn(message, "\n"), message);
+}
+
+
 int
 tga_db_open(const char *conninfo)
 {
@@ -27,6 +38,8 @@ tga_db_open(const char *conninfo)
                       PQerrorMessage(tga_pg));
         return TGA_ERROR;
     }
+
+    PQsetNoticeProcessor(tga_pg, tga_db_notice, NULL);
 
     return TGA_OK;
 }

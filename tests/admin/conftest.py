@@ -110,6 +110,11 @@ class Redis:
         self.client = redis.Redis(port=self.port, decode_responses=True)
         wait_for(self.client.ping, what="redis")
 
+    def restart(self):
+        """Same port, new process: empty, with a new run id."""
+        stop(self.proc)
+        self.start()
+
     def stop(self):
         if self.proc:
             stop(self.proc)
