@@ -34,5 +34,8 @@ export default defineConfig({
     environment: "jsdom",
     include: ["tests/**/*.spec.ts"],
     restoreMocks: true,
+    // Element Plus ships its styles as CSS imports, which only Vite's own
+    // pipeline (not Node) can load.
+    server: { deps: { inline: ["element-plus"] } },
   },
 });
