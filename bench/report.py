@@ -19,7 +19,6 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 TEMPLATE = os.path.join(HERE, "benchmarks.md.in")
 NGINX = "/usr/sbin/nginx"
 
@@ -51,8 +50,7 @@ def machine_info(raw_dir):
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc)
                     .strftime("%Y-%m-%d %H:%M"),
-        "commit": command_output(["git", "-C", ROOT, "rev-parse",
-                                  "--short", "HEAD"]),
+        "commit": os.environ["BENCH_COMMIT"],
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model(),
         "kernel": os.uname().release,
@@ -249,7 +247,7 @@ def table(header, rows):
 def machine_table(m):
     return table(["what", "value"], [
         ("date (UTC)", m["date_utc"]),
-        ("commit", "`%s`" % m["commit"]),
+        ("commit measured", m["commit"]),
         ("nproc", m["nproc"]),
         ("CPU model", m["cpu_model"]),
         ("kernel", m["kernel"]),

@@ -32,6 +32,19 @@ export BENCH_REQUESTS=${BENCH_REQUESTS:-20000}
 export BENCH_REPEATS=${BENCH_REPEATS:-3}
 export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app tollgate}
 
+# What was measured, for the report: the commit, and whether the module's
+# sources differed from it.  Set it when TOLLGATE_MODULE comes from
+# elsewhere (for example a build of a clean `git archive HEAD`).
+if [ -z "${BENCH_COMMIT:-}" ]; then
+    BENCH_COMMIT=$(git -C "$root" rev-parse --short HEAD 2>/dev/null ||
+                   echo unknown)
+    if [ -n "$(git -C "$root" status --porcelain -- nginx core 2>/dev/null)" ]
+    then
+        BENCH_COMMIT="$BENCH_COMMIT with uncommitted changes to nginx/ or core/"
+    fi
+fi
+export BENCH_COMMIT
+
 # TOLLGATE_MODULE: a module built elsewhere (make BUILD=... module)
 module=${TOLLGATE_MODULE:-$root/build/ngx_http_tollgate_module.so}
 
@@ -155,6 +168,21 @@ master_process off;"
 # stop_nginx: stops the nginx of start_nginx and fails if it logged
 # anything at error level or above (limit_req logs each rejection there).
 stop_nginx() {
+    local tenths=600
+
+    # nginx as a single process can take the signal just before it blocks
+    # in epoll_wait with no timer set, and then sleeps on with its exit
+    # flag raised; a connection wakes it.  Under valgrind, with the
+    # machine busy, that window is wide.
+    if kill -TERM "$nginx_pid" 2>/dev/null; then
+        while kill -0 "$nginx_pid" 2>/dev/null && [ "$tenths" -gt 0 ]; do
+            sleep 0.1
+            tenths=$(( tenths - 1 ))
+            if [ $(( tenths % 10 )) = 0 ]; then
+                tg_port_open "$port" || true
+            fi
+        done
+    fi
     tg_stop_pid "$nginx_pid"
     pids=${pids/ $nginx_pid/}
 
@@ -164,6 +192,15 @@ stop_nginx() {
     fi
 }
 
+
+# nginx maps the module it loads: a `make` elsewhere that rewrites
+# build/ in place would crash it (SIGBUS), so load a private copy
+case " $BENCH_VARIANTS " in
+    *" tollgate "*)
+        cp "$module" "$work/ngx_http_tollgate_module.so"
+        module=$work/ngx_http_tollgate_module.so
+        ;;
+esac
 
 # the object every request fetches, world-readable for the worker user
 mkdir -p "$work/www" "$work/raw"

@@ -60,6 +60,11 @@ mkdir -p "$prefix/logs" "$prefix/tmp" "$prefix/data"
 chmod 755 "$prefix"
 tg_give_to_workers "$prefix/tmp" "$prefix/data"
 
+# nginx maps the module it loads: a `make` that rewrites build/ in place
+# while we run would crash the workers (SIGBUS), so load a private copy
+cp "$module" "$prefix/ngx_http_tollgate_module.so"
+module=$prefix/ngx_http_tollgate_module.so
+
 tg_render "$root/deploy/nginx.conf.in" "$prefix/nginx.conf" \
     MODULE="$module" USER="$(tg_user_directive)" PREFIX="$prefix" \
     DATA="$prefix/data" PORT="$port" STORAGE_PORT="$storage_port"
