@@ -21,6 +21,8 @@ MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
 
 .PHONY: admin test-admin
 
+.PHONY: test-vectors
+
 all: core module admin web
 
 deps:
@@ -115,12 +117,17 @@ $(BUILD)/tollgate-admin: $(ADMIN_OBJS)
 test: deps all
 	@scripts/deps.sh test
 	$(MAKE) test-unit
+	$(MAKE) test-vectors
 	$(MAKE) test-nginx
 	$(MAKE) test-admin
 	$(MAKE) test-web
 
 test-unit: core
 	$(MAKE) -C tests/unit BUILD=$(CURDIR)/$(BUILD)
+
+# the shared vectors against the C core, then against the Redis scripts
+test-vectors: core
+	$(MAKE) -C tests/vectors BUILD=$(CURDIR)/$(BUILD) PYTHON=$(PYTHON)
 
 test-nginx: module
 	$(PYTHON) -m pytest -q tests/nginx
