@@ -37,8 +37,8 @@
 #define VEC_ID_LEN       64
 #define VEC_VALUE_LEN    32
 
-#define VEC_CODE_OK             0
-#define VEC_CODE_UNKNOWN_APP    1
+#define VEC_CODE_OK               0
+#define VEC_CODE_UNKNOWN_APP      1
 #define VEC_CODE_UNKNOWN_CLUSTER  2
 
 
@@ -208,7 +208,7 @@ vec_arg(const vec_step_t *st, const char *key, int required)
 }
 
 
-/* a number of the file: saturated, as the scripts saturate theirs */
+/* a number of the file; strtoll() saturates one out of range */
 
 static int64_t
 vec_int(const vec_step_t *st, const char *text)
@@ -216,7 +216,6 @@ vec_int(const vec_step_t *st, const char *text)
     char       *end;
     long long   n;
 
-    errno = 0;
     n = strtoll(text, &end, 10);
 
     if (end == text || *end != '\0') {
@@ -237,7 +236,7 @@ vec_tokens(const vec_step_t *st, const char *key)
 
     text = vec_arg(st, key, 1);
 
-    errno = 0;
+    /* strtoull() saturates, as the scripts saturate their arguments */
     n = strtoull(text, &end, 10);
 
     if (end == text || *end != '\0' || text[0] == '-') {
@@ -885,18 +884,18 @@ vec_run_scenario(void **state)
 {
     size_t           i;
     char            *p, buf[1024];
-    vec_world_t     *w;
+    vec_world_t      w;
     vec_step_t       st;
     vec_scenario_t  *sc;
 
     sc = *state;
 
-    w = calloc(1, sizeof(vec_world_t));
-    assert_non_null(w);
+    /* on the stack: a failed step leaves through cmocka's longjmp */
+    memset(&w, 0, sizeof(vec_world_t));
 
     /* no emergency hash yet: off, never held */
-    w->c.emergency = TG_EMERGENCY_OFF;
-    w->c.auto_hold_until_ms = TG_MSEC_NEVER;
+    w.c.emergency = TG_EMERGENCY_OFF;
+    w.c.auto_hold_until_ms = TG_MSEC_NEVER;
 
     for (i = 0; i < sc->nlines; i++) {
         snprintf(buf, sizeof(buf), "%s", sc->lines[i]);
@@ -921,10 +920,8 @@ vec_run_scenario(void **state)
             }
         }
 
-        vec_run_step(w, &st);
+        vec_run_step(&w, &st);
     }
-
-    free(w);
 }
 
 
