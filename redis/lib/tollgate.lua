@@ -345,7 +345,6 @@ end
 local function pool_load(key, cc, now)
     local h, c, epoch = hash(key), {}, usage_epoch(cc, now)
 
-    c.fresh = h.level_mtok == nil
     c.bucket = {
         level_mtok = tonumber(h.level_mtok) or cc.cap_mtok,
         last_ms = tonumber(h.last_ms) or now
@@ -519,7 +518,6 @@ end
 local function app_load(key, ac, now)
     local h, a = hash(key), {}
 
-    a.fresh = h.g_mtok == nil
     a.g = {
         level_mtok = tonumber(h.g_mtok) or ac.g_cap_mtok,
         last_ms = tonumber(h.g_last_ms) or now
