@@ -3,6 +3,7 @@
  */
 
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,24 @@
 #define TGA_DB_MIGRATION_LOCK  "7361001"
 
 
-static PGconn  *tga_pg;
-static char     tga_pg_state[6];
+#define TGA_DB_PREPARED_MAX  128
+
+
+/*
+ * Statements are prepared once per connection, keyed by their text: the
+ * daemon has a fixed set of SQL texts, and planning each time was most
+ * of the cost of a list request.
+ */
+typedef struct {
+    uint64_t              hash;
+    char                  name[24];
+} tga_prepared_t;
+
+
+static PGconn          *tga_pg;
+static char             tga_pg_state[6];
+static tga_prepared_t   tga_prepared[TGA_DB_PREPARED_MAX];
+static size_t           tga_prepared_n;
 
 
 /* libpq would print server notices raw on stderr: keep logs one format */
@@ -59,21 +76,76 @@ tga_db_check(void)
 {
     if (PQstatus(tga_pg) != CONNECTION_OK) {
         PQreset(tga_pg);
+        tga_prepared_n = 0;
     }
+}
+
+
+static uint64_t
+tga_db_hash(const char *sql)
+{
+    uint64_t  h;
+
+    /* FNV-1a, 64 bits: collisions among a few dozen texts are unlikely */
+    for (h = 14695981039346656037ULL; *sql; sql++) {
+        h = (h ^ (unsigned char) *sql) * 1099511628211ULL;
+    }
+
+    return h;
+}
+
+
+/* the name of sql's prepared statement, or NULL to run it unprepared */
+static const char *
+tga_db_prepared(const char *sql, int n)
+{
+    size_t           i;
+    uint64_t         h;
+    PGresult        *res;
+    tga_prepared_t  *p;
+
+    h = tga_db_hash(sql);
+
+    for (i = 0; i < tga_prepared_n; i++) {
+        if (tga_prepared[i].hash == h) {
+            return tga_prepared[i].name;
+        }
+    }
+
+    if (tga_prepared_n == TGA_DB_PREPARED_MAX) {
+        return NULL;
+    }
+
+    p = &tga_prepared[tga_prepared_n];
+    snprintf(p->name, sizeof(p->name), "tga_%zu", tga_prepared_n);
+
+    res = PQprepare(tga_pg, p->name, sql, n, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        return NULL;
+    }
+
+    PQclear(res);
+    p->hash = h;
+    tga_prepared_n++;
+
+    return p->name;
 }
 
 
 PGresult *
 tga_db_exec(const char *sql, int n, const char *const *params)
 {
-    const char      *state;
+    const char      *state, *name;
     PGresult        *res;
     ExecStatusType   st;
 
     tga_db_check();
     tga_pg_state[0] = '\0';
 
-    res = PQexecParams(tga_pg, sql, n, NULL, params, NULL, NULL, 0);
+    name = tga_db_prepared(sql, n);
+    res = name ? PQexecPrepared(tga_pg, name, n, params, NULL, NULL, 0)
+               : PQexecParams(tga_pg, sql, n, NULL, params, NULL, NULL, 0);
     st = PQresultStatus(res);
 
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
@@ -128,12 +200,11 @@ tga_db_run(const char *sql, int n, const char *const *params)
 }
 
 
-json_t *
-tga_db_json(const char *sql, int n, const char *const *params, int *rc)
+char *
+tga_db_text(const char *sql, int n, const char *const *params, int *rc)
 {
-    json_t        *value;
-    PGresult      *res;
-    json_error_t   err;
+    char      *text;
+    PGresult  *res;
 
     res = tga_db_exec(sql, n, params);
     if (res == NULL) {
@@ -147,17 +218,34 @@ tga_db_json(const char *sql, int n, const char *const *params, int *rc)
         return NULL;
     }
 
-    value = json_loads(PQgetvalue(res, 0, 0), 0, &err);
+    text = strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
+    *rc = text ? TGA_OK : TGA_ERROR;
+
+    return text;
+}
+
+
+json_t *
+tga_db_json(const char *sql, int n, const char *const *params, int *rc)
+{
+    char          *text;
+    json_t        *value;
+    json_error_t   err;
+
+    text = tga_db_text(sql, n, params, rc);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    value = json_loads(text, 0, &err);
+    free(text);
 
     if (value == NULL) {
         tga_log_error("msg=\"postgres returned bad json\" error=\"%s\"",
                       err.text);
         *rc = TGA_ERROR;
-        return NULL;
     }
-
-    *rc = TGA_OK;
 
     return value;
 }

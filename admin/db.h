@@ -34,6 +34,10 @@ PGresult *tga_db_exec(const char *sql, int n, const char *const *params);
 json_t *tga_db_json(const char *sql, int n, const char *const *params,
     int *rc);
 
+/* the same as text, to pass through unparsed; free() it */
+char *tga_db_text(const char *sql, int n, const char *const *params,
+    int *rc);
+
 int tga_db_run(const char *sql, int n, const char *const *params);
 int tga_db_begin(void);
 int tga_db_commit(void);

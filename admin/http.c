@@ -67,8 +67,22 @@ void
 tga_reply(tga_req_t *r, int status, json_t *body)
 {
     json_decref(r->reply);
+    free(r->raw_owned);
+    r->raw_owned = NULL;
+    r->raw = NULL;
     r->status = status;
     r->reply = body;
+}
+
+
+void
+tga_reply_text(tga_req_t *r, int status, char *json_text)
+{
+    tga_reply(r, status, NULL);
+    free(r->raw_owned);
+    r->raw_owned = json_text;
+    r->raw = json_text;
+    r->raw_type = "application/json";
 }
 
 
@@ -104,6 +118,7 @@ tga_pss_clear(tga_pss_t *pss)
 {
     json_decref(pss->req.body);
     json_decref(pss->req.reply);
+    free(pss->req.raw_owned);
     free(pss->body);
     free(pss->out);
     memset(pss, 0, sizeof(*pss));
@@ -637,7 +652,10 @@ tga_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         return tga_http_write_body(wsi, pss);
 
     case LWS_CALLBACK_CLOSED_HTTP:
-        tga_pss_clear(pss);
+        /* a connection closed before its first request has no pss */
+        if (pss) {
+            tga_pss_clear(pss);
+        }
         break;
 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

@@ -40,6 +40,9 @@ const char *tga_req_arg(tga_req_t *r, const char *name, char *buf,
 /* sets the reply: takes the reference to body (NULL: no body) */
 void tga_reply(tga_req_t *r, int status, json_t *body);
 
+/* sets a reply already rendered as JSON text: takes json_text, malloc'ed */
+void tga_reply_text(tga_req_t *r, int status, char *json_text);
+
 void tga_reply_error(tga_req_t *r, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -80,8 +80,9 @@ struct tga_req_s {
 
     int                   status;
     json_t               *reply;            /* owned; NULL for no body */
-    const char           *raw;              /* a static non-JSON reply */
+    const char           *raw;              /* a reply sent as it is */
     const char           *raw_type;
+    char                 *raw_owned;        /* raw, when it must be freed */
 };
 
 

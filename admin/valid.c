@@ -217,7 +217,7 @@ tga_reply_list(tga_req_t *r, const char *select_sql, const char *item_sql,
 {
     int          rc;
     char         sql[2048], limit[24], offset[24];
-    json_t      *page;
+    char        *page;
     const char  *all[8];
 
     if (tga_valid_page(r, limit, offset) != TGA_OK) {
@@ -240,7 +240,10 @@ tga_reply_list(tga_req_t *r, const char *select_sql, const char *item_sql,
              select_sql, item_sql, order_sql, order_sql, n + 1, n + 2,
              n + 1, n + 2);
 
-    page = tga_db_json(sql, n + 2, all, &rc);
+    /* a page can be large: passed on as PostgreSQL wrote it */
+    page = tga_db_text(sql, n + 2, all, &rc);
 
-    tga_reply(r, page ? 200 : 500, page);
+    if (page) {
+        tga_reply_text(r, 200, page);
+    }
 }
