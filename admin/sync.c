@@ -58,22 +58,39 @@ tga_sync_result(redisReply *r, const char *what, const char *id)
 }
 
 
+/* the three keys an application's scripts take, as argv[0..2] */
+typedef struct {
+    char                  app[160];
+    char                  apps[96];
+    char                  version[96];
+} tga_app_keys_t;
+
+
+static void
+tga_sync_app_keys(tga_app_keys_t *k, const char *cluster_id,
+    const char *app_id, const char **argv)
+{
+    snprintf(k->app, sizeof(k->app), "tg:{%s}:app:%s", cluster_id, app_id);
+    snprintf(k->apps, sizeof(k->apps), "tg:{%s}:apps", cluster_id);
+    snprintf(k->version, sizeof(k->version), "tg:{%s}:version", cluster_id);
+
+    argv[0] = k->app;
+    argv[1] = k->apps;
+    argv[2] = k->version;
+}
+
+
 void
 tga_sync_app(json_t *app)
 {
-    char         k_app[160], k_apps[96], k_ver[96], n[5][24];
-    const char  *argv[11], *app_id, *cluster_id;
+    char            n[5][24];
+    const char     *argv[11], *app_id, *cluster_id;
+    tga_app_keys_t  keys;
 
     app_id = tga_sync_text(app, "app_id", n[0], 0);
     cluster_id = tga_sync_text(app, "cluster_id", n[0], 0);
+    tga_sync_app_keys(&keys, cluster_id, app_id, argv);
 
-    snprintf(k_app, sizeof(k_app), "tg:{%s}:app:%s", cluster_id, app_id);
-    snprintf(k_apps, sizeof(k_apps), "tg:{%s}:apps", cluster_id);
-    snprintf(k_ver, sizeof(k_ver), "tg:{%s}:version", cluster_id);
-
-    argv[0] = k_app;
-    argv[1] = k_apps;
-    argv[2] = k_ver;
     argv[3] = tga_sync_text(app, "version", n[0], sizeof(n[0]));
     argv[4] = app_id;
     argv[5] = cluster_id;
@@ -90,16 +107,10 @@ tga_sync_app(json_t *app)
 static void
 tga_sync_app_ids_delete(const char *cluster_id, const char *app_id)
 {
-    char         k_app[160], k_apps[96], k_ver[96];
-    const char  *argv[5];
+    const char      *argv[5];
+    tga_app_keys_t   keys;
 
-    snprintf(k_app, sizeof(k_app), "tg:{%s}:app:%s", cluster_id, app_id);
-    snprintf(k_apps, sizeof(k_apps), "tg:{%s}:apps", cluster_id);
-    snprintf(k_ver, sizeof(k_ver), "tg:{%s}:version", cluster_id);
-
-    argv[0] = k_app;
-    argv[1] = k_apps;
-    argv[2] = k_ver;
+    tga_sync_app_keys(&keys, cluster_id, app_id, argv);
     argv[3] = app_id;
     argv[4] = cluster_id;
 
