@@ -18,7 +18,7 @@ build="gcc make nginx nginx-dev libpcre3-dev zlib1g-dev libssl-dev
 admin="$build libwebsockets-dev libjansson-dev libjwt-dev libsodium-dev
        libpq-dev postgresql redis-server"
 test="$build $admin python3 python3-pytest python3-requests python3-redis
-      python3-prometheus-client prometheus python3-websocket
+      python3-prometheus-client prometheus python3-websocket python3-yaml
       redis-server redis-tools curl procps $web"
 run="$build curl"
 bench="$test wrk valgrind nginx libnginx-mod-http-lua python3-matplotlib"
