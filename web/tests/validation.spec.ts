@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { describeChange } from "../src/lib/changes";
 import {
   MAX_TOKENS,
   checkApp,
@@ -58,5 +59,28 @@ describe("application checks mirror the API", () => {
     expect(checkReason("  ", true)).toMatch(/reason/);
     expect(checkReason("", false)).toBeNull();
     expect(checkReason("r".repeat(257), false)).toMatch(/256/);
+  });
+});
+
+describe("event change summary", () => {
+  it("lists only the fields that changed, without bookkeeping", () => {
+    expect(
+      describeChange(
+        { app_id: "a", guaranteed_quota: 4, burst_quota: 4, version: 3 },
+        { app_id: "a", guaranteed_quota: 1000, burst_quota: 4, version: 4 },
+      ),
+    ).toBe("guaranteed_quota 4 → 1000");
+  });
+
+  it("lists a created object's fields, and a deleted one's as it was", () => {
+    expect(
+      describeChange(null, { app_id: "a", priority: 2, created_at: "t" }),
+    ).toBe("app_id=a, priority=2");
+    expect(describeChange({ app_id: "a" }, null)).toBe("was app_id=a");
+  });
+
+  it("shows plain values as they are", () => {
+    expect(describeChange(undefined, "on")).toBe("on");
+    expect(describeChange(undefined, undefined)).toBe("");
   });
 });
