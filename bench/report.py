@@ -277,6 +277,18 @@ def throughput_table(t):
                   "p50 latency (ms)", "p99 latency (ms)", "vs plain"], rows)
 
 
+def throughput_note(t):
+    """How far apart the runs of one variant were: the noise floor."""
+    spreads = []
+    for r in t.values():
+        rps = [x["requests_per_s"] for x in r["runs"]]
+        spreads.append(max(rps) / min(rps) - 1)
+    worst = max(spreads) * 100
+    return ("In this run the fastest and slowest runs of one variant were "
+            "up to {:.0f} % apart, so differences between variants smaller "
+            "than that are noise.".format(worst))
+
+
 def instructions_table(ins):
     rows = []
     for v, r in ins.items():
@@ -340,6 +352,7 @@ def render_doc(results_dir, doc):
     fill = {
         "MACHINE": machine_table(m),
         "THROUGHPUT": throughput_table(t),
+        "THROUGHPUT_NOTE": throughput_note(t),
         "INSTRUCTIONS": instructions_table(ins),
         "VERDICT": verdict(ins),
         "BREAKDOWN": breakdown_text(ins),
