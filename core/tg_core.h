@@ -295,4 +295,7 @@ void tg_lease_granted(tg_lease_t *l, uint64_t tokens, tg_msec_t now_ms);
 void tg_lease_denied(tg_lease_t *l, tg_msec_t until_ms);
 
 
+#include "tg_health.h"  /* degradation (DESIGN §4) */
+
+
 #endif /* _TG_CORE_H_INCLUDED_ */
