@@ -16,8 +16,8 @@ CORE_OBJS  := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
                $(CORE_HDRS)
 
-.PHONY: all deps core module web test test-unit test-nginx test-web run \
-        bench clean
+.PHONY: all deps core module web test test-unit test-nginx test-deploy \
+        test-web run bench clean
 
 .PHONY: admin test-admin
 
@@ -119,6 +119,7 @@ test: deps all
 	$(MAKE) test-unit
 	$(MAKE) test-vectors
 	$(MAKE) test-nginx
+	$(MAKE) test-deploy
 	$(MAKE) test-admin
 	$(MAKE) test-web
 
@@ -131,6 +132,10 @@ test-vectors: core
 
 test-nginx: module
 	$(PYTHON) -m pytest -q tests/nginx
+
+# `make run` end to end: the script, its storage upstream, its cleanup
+test-deploy: module
+	$(PYTHON) -m pytest -q deploy/test_run.py
 
 test-admin: admin
 	$(PYTHON) -m pytest -q tests/admin

@@ -69,13 +69,8 @@ tg_render "$root/deploy/nginx.conf.in" "$prefix/nginx.conf" \
     MODULE="$module" USER="$(tg_user_directive)" PREFIX="$prefix" \
     DATA="$prefix/data" PORT="$port" STORAGE_PORT="$storage_port"
 
-# In a process group of its own (set -m), so that Ctrl-C reaches this
-# script alone: bash would skip the INT trap if its child handled the
-# signal itself, and nginx does.  cleanup stops nginx by PID.
-set -m
 "$TG_NGINX" -p "$prefix/" -c "$prefix/nginx.conf" -e "$errlog" &
 nginx_pid=$!
-set +m
 
 if ! tg_wait_port "$port" "$nginx_pid" 15 ||
    ! tg_wait_port "$storage_port" "$nginx_pid" 5
@@ -120,6 +115,8 @@ Try, from another terminal:
 Ctrl-C stops nginx and removes $prefix.
 EOF
 
+# wait, unlike a foreground command, returns as soon as a trapped signal
+# arrives, so Ctrl-C runs the INT trap at once
 status=0
 wait "$nginx_pid" || status=$?
 nginx_pid=""
