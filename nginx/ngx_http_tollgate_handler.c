@@ -786,6 +786,11 @@ ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
                     ngx_http_tollgate_rbtree_insert_value);
 
+    tg_health_init(&zone->sh->health, (tg_msec_t) ngx_current_msec);
+    zone->sh->forced_local = TG_LEVEL_AUTO;
+    zone->sh->forced_gateway = TG_LEVEL_AUTO;
+    zone->sh->forced_all = TG_LEVEL_AUTO;
+
     ngx_queue_init(&zone->sh->lru);
 
     len = sizeof(" in tollgate zone \"\"") + shm_zone->shm.name.len;

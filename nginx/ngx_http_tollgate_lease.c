@@ -19,8 +19,7 @@ typedef enum {
     NGX_HTTP_TOLLGATE_LEASE_ALLOW = 0,
     NGX_HTTP_TOLLGATE_LEASE_REJECT,
     NGX_HTTP_TOLLGATE_LEASE_UNKNOWN,
-    NGX_HTTP_TOLLGATE_LEASE_WAIT,
-    NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE
+    NGX_HTTP_TOLLGATE_LEASE_WAIT
 } ngx_http_tollgate_lease_rc_e;
 
 
@@ -70,24 +69,6 @@ ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
     case NGX_HTTP_TOLLGATE_LEASE_WAIT:
         return ngx_http_tollgate_lease_wait(r, lcf, ctx);
 
-    case NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE:
-
-        /*
-         * Redis could not be asked in time and the lease is spent:
-         * admitted, counted as fail-open, so that the limiter never
-         * becomes the outage.
-         */
-
-        ctx->waiting = 0;
-        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
-        ctx->layer = TG_LAYER_LOCAL;
-
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "tollgate admitted app \"%V\" in cluster \"%V\" "
-                      "without a decision: redis unavailable",
-                      &ctx->app, &ctx->cluster->id);
-        return NGX_DECLINED;
-
     default: /* NGX_HTTP_TOLLGATE_LEASE_REJECT */
         ctx->waiting = 0;
 
@@ -113,9 +94,12 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     tg_grant_t *grant, uint64_t *want, uint64_t *min)
 {
     off_t                           body_bytes;
+    ngx_int_t                       level;
     ngx_uint_t                      was_inflight, decision, ready, sync_now;
+    ngx_uint_t                      local;
     tg_msec_t                       now_ms, stale_ms;
     tg_lease_t                     *lease;
+    tg_lease_conf_t                 lc;
     ngx_http_tollgate_dapp_t       *d;
     ngx_http_tollgate_node_t       *cnode, *anode;
     ngx_http_tollgate_zone_t       *zone;
@@ -139,8 +123,15 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
                                           NULL, now_ms, r->connection->log);
 
     if (cnode == NULL || anode == NULL) {
+
+        /* the zone is full of applications that owe: admitted, counted */
+
+        zone->sh->fail_open++;
         ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE;
+
+        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+        ctx->layer = TG_LAYER_LOCAL;
+        return NGX_HTTP_TOLLGATE_LEASE_ALLOW;
     }
 
     d = &anode->u.dapp;
@@ -188,21 +179,23 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         was_inflight = 0;
     }
 
-    decision = tg_lease_take(lease, &mcf->lease, ctx->cost_tokens, now_ms);
+    /* conserving: larger leases, so fewer calls reach a slow Redis */
+
+    level = ngx_http_tollgate_level();
+    lc = mcf->lease;
+
+    if (level >= TG_LEVEL_CONSERVE) {
+        lc.horizon_ms *= 4;
+    }
+
+    decision = tg_lease_take(lease, &lc, ctx->cost_tokens, now_ms);
+    local = 0;
 
     switch (decision) {
 
     case TG_LEASE_HIT:
     case TG_LEASE_HIT_REFILL:
         zone->sh->l3_hits++;
-        d->used_tokens += ctx->cost_tokens;
-        d->last_take_ms = now_ms;
-        anode->requests[NGX_HTTP_TOLLGATE_ALLOWED]++;
-        anode->cost_tokens += ctx->cost_tokens;
-
-        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
-        ctx->layer = TG_LAYER_LOCAL;
-        ctx->charged = 1;
         rc = NGX_HTTP_TOLLGATE_LEASE_ALLOW;
         break;
 
@@ -216,6 +209,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     default: /* TG_LEASE_MISS */
         zone->sh->l3_misses++;
+        rc = NGX_HTTP_TOLLGATE_LEASE_WAIT;
 
         if (now_ms < d->retry_at_ms) {
             grant->layer = d->denied_layer ? (tg_layer_e) d->denied_layer
@@ -226,8 +220,10 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
             break;
         }
 
-        if (!ready) {
-            rc = NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE;
+        /* from local-first on, and without Redis, nobody waits on it */
+
+        if (level >= TG_LEVEL_LOCAL_FIRST || !ready) {
+            local = 1;
             break;
         }
 
@@ -236,12 +232,38 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
             ctx->wait_until_ms = now_ms + (tg_msec_t) lcf->wait_ms;
 
         } else if (now_ms >= ctx->wait_until_ms) {
-            rc = NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE;
-            break;
+            local = 1;
         }
 
-        rc = NGX_HTTP_TOLLGATE_LEASE_WAIT;
         break;
+    }
+
+    if (local) {
+        (void) ngx_http_tollgate_local_locked(mcf, cnode, d,
+                                              ctx->cost_tokens, now_ms,
+                                              grant);
+
+        if (grant->granted_tokens == 0) {
+            rc = NGX_HTTP_TOLLGATE_LEASE_REJECT;
+
+        } else {
+            rc = NGX_HTTP_TOLLGATE_LEASE_ALLOW;
+
+            if (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_OPEN || !d->known) {
+                zone->sh->fail_open++;
+            }
+        }
+    }
+
+    if (rc == NGX_HTTP_TOLLGATE_LEASE_ALLOW) {
+        d->used_tokens += ctx->cost_tokens;
+        d->last_take_ms = now_ms;
+        anode->requests[NGX_HTTP_TOLLGATE_ALLOWED]++;
+        anode->cost_tokens += ctx->cost_tokens;
+
+        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+        ctx->layer = TG_LAYER_LOCAL;
+        ctx->charged = 1;
     }
 
     ctx->guaranteed_tps = d->guaranteed_tps;
@@ -257,11 +279,6 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         ctx->layer = grant->layer;
     }
 
-    if (rc == NGX_HTTP_TOLLGATE_LEASE_UNAVAILABLE) {
-        zone->sh->fail_open++;
-        anode->requests[NGX_HTTP_TOLLGATE_ALLOWED]++;
-    }
-
     /*
      * Start a refill when the take asked for one, unless L2 refused a
      * moment ago or Redis is away: then the flag is dropped, and the
@@ -269,7 +286,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
      */
 
     if (!was_inflight && lease->refill_inflight) {
-        if (ready && now_ms >= d->retry_at_ms) {
+        if (ready && now_ms >= d->retry_at_ms
+            && level < TG_LEVEL_FAIL_LOCAL)
+        {
             *min = 1;
 
             if (decision == TG_LEASE_MISS
@@ -278,7 +297,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
                 *min = ctx->cost_tokens - ngx_max(lease->balance_tokens, 0);
             }
 
-            *want = ngx_max(tg_lease_want(lease, &mcf->lease,
+            *want = ngx_max(tg_lease_want(lease, &lc,
                                           d->known ? d->l2_remaining_tokens
                                                    : TG_TOKENS_MAX,
                                           cnode->u.dcluster.live_gateways),

@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_tollgate_parse_addrs(ngx_conf_t *cf,
     ngx_array_t *addrs);
 static char *ngx_http_tollgate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_tollgate_degradation(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_tollgate_init_process(ngx_cycle_t *cycle);
 static void ngx_http_tollgate_exit_process(ngx_cycle_t *cycle);
 
@@ -53,6 +55,14 @@ static ngx_int_t ngx_http_tollgate_parse_tokens(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_str_t *value, size_t skip, uint64_t *tokens);
 static void ngx_http_tollgate_bad_value(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value, const char *why);
+
+
+static ngx_conf_enum_t  ngx_http_tollgate_fail_modes[] = {
+    { ngx_string("local"), NGX_HTTP_TOLLGATE_FAIL_LOCAL },
+    { ngx_string("open"), NGX_HTTP_TOLLGATE_FAIL_OPEN },
+    { ngx_string("closed"), NGX_HTTP_TOLLGATE_FAIL_CLOSED },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_conf_enum_t  ngx_http_tollgate_log_levels[] = {
@@ -176,6 +186,34 @@ static ngx_command_t  ngx_http_tollgate_commands[] = {
       ngx_http_tollgate_lease,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("tollgate_fail_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_main_conf_t, fail_mode),
+      &ngx_http_tollgate_fail_modes },
+
+    { ngx_string("tollgate_degradation"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_tollgate_degradation,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tollgate_control"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tollgate_report,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_TOLLGATE_HANDLER_CONTROL,
+      NULL },
+
+    { ngx_string("tollgate_control_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tollgate_loc_conf_t, control_secret),
       NULL },
 
     { ngx_string("tollgate_gateway_id"),
@@ -334,6 +372,8 @@ ngx_http_tollgate_create_main_conf(ngx_conf_t *cf)
     p->name = ngx_http_tollgate_standard;
     tg_cost_profile_default(&p->cost);
 
+    mcf->fail_mode = NGX_CONF_UNSET_UINT;
+
     return mcf;
 }
 
@@ -425,6 +465,12 @@ ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
     if (!mcf->lease_set) {
         tg_lease_conf_default(&mcf->lease);
     }
+
+    if (!mcf->health_set) {
+        tg_health_conf_default(&mcf->health);
+    }
+
+    ngx_conf_init_uint_value(mcf->fail_mode, NGX_HTTP_TOLLGATE_FAIL_LOCAL);
 
     if (!mcf->distributed) {
         return NGX_OK;
@@ -528,6 +574,7 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->cluster_id, prev->cluster_id, "");
+    ngx_conf_merge_str_value(conf->control_secret, prev->control_secret, "");
 
     if (!conf->cost_set) {
         if (prev->cost_set) {
@@ -1153,7 +1200,9 @@ ngx_http_tollgate_report(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_tollgate_report_handler;
+    clcf->handler = (cmd->offset == NGX_HTTP_TOLLGATE_HANDLER_CONTROL)
+                    ? ngx_http_tollgate_control_handler
+                    : ngx_http_tollgate_report_handler;
 
     tlcf->handler = cmd->offset;
 
@@ -1347,6 +1396,103 @@ ngx_http_tollgate_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     mcf->distributed = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * tollgate_degradation [conserve=TIME] [local_first=TIME] [errors=PERCENT]
+ *     [fail_local=PERCENT] [hold=TIME] [window=TIME]: the thresholds of
+ * DESIGN §4 (p99 latency for levels 1 and 2, error rates for 2 and 3),
+ * the healthy time before stepping down a level, and the window.
+ */
+
+static char *
+ngx_http_tollgate_degradation(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tollgate_main_conf_t *mcf = conf;
+
+    u_char      *eq;
+    ngx_int_t    n;
+    ngx_str_t   *value, name, s;
+    ngx_uint_t   i, percent;
+
+    if (mcf->health_set) {
+        return "is duplicate";
+    }
+
+    tg_health_conf_default(&mcf->health);
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        eq = (u_char *) ngx_strchr(value[i].data, '=');
+
+        if (eq == NULL) {
+            ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                        "NAME=VALUE is expected");
+            return NGX_CONF_ERROR;
+        }
+
+        name.data = value[i].data;
+        name.len = eq - value[i].data;
+        s.data = eq + 1;
+        s.len = value[i].data + value[i].len - s.data;
+
+        percent = (s.len > 1 && s.data[s.len - 1] == '%');
+
+        if (percent) {
+            n = ngx_atofp(s.data, s.len - 1, 1);    /* per mille */
+
+        } else {
+            n = ngx_parse_time(&s, 0);
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                        "a time or a percentage is expected");
+            return NGX_CONF_ERROR;
+        }
+
+        if (!percent && name.len == 8
+            && ngx_strncmp(name.data, "conserve", 8) == 0)
+        {
+            mcf->health.conserve_p99_us = (uint32_t) n * 1000;
+
+        } else if (!percent && name.len == 11
+                   && ngx_strncmp(name.data, "local_first", 11) == 0)
+        {
+            mcf->health.local_first_p99_us = (uint32_t) n * 1000;
+
+        } else if (percent && n <= 1000 && name.len == 6
+                   && ngx_strncmp(name.data, "errors", 6) == 0)
+        {
+            mcf->health.local_first_error_permille = (uint32_t) n;
+
+        } else if (percent && n <= 1000 && name.len == 10
+                   && ngx_strncmp(name.data, "fail_local", 10) == 0)
+        {
+            mcf->health.fail_local_error_permille = (uint32_t) n;
+
+        } else if (!percent && n > 0 && name.len == 4
+                   && ngx_strncmp(name.data, "hold", 4) == 0)
+        {
+            mcf->health.hold_ms = n;
+
+        } else if (!percent && n >= 100 && name.len == 6
+                   && ngx_strncmp(name.data, "window", 6) == 0)
+        {
+            mcf->health.window_ms = n;
+
+        } else {
+            ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                        "unknown parameter or value out of "
+                                        "range");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    mcf->health_set = 1;
 
     return NGX_CONF_OK;
 }

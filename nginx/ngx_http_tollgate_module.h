@@ -86,8 +86,10 @@ typedef struct {
     tg_msec_t                    inflight_since_ms;
     tg_msec_t                    retry_at_ms;    /* L2 refused until */
     tg_msec_t                    unknown_until_ms;
+    tg_app_t                     local;          /* the local share */
     uint8_t                      priority;
     uint8_t                      denied_layer;
+    unsigned                     local_ready:1;
     unsigned                     known:1;        /* Redis answered */
     unsigned                     cost_known:1;
     unsigned                     unknown:1;      /* Redis has no such app */
@@ -96,9 +98,11 @@ typedef struct {
 
 
 typedef struct {
+    tg_cluster_t                 local;          /* for the local shares */
     uint64_t                     config_version;
     uint32_t                     live_gateways;
     unsigned                     emergency:1;
+    unsigned                     local_ready:1;
 } ngx_http_tollgate_dcluster_t;
 
 
@@ -151,6 +155,12 @@ typedef struct {
     tg_msec_t                    next_sync_ms;
     tg_msec_t                    next_heartbeat_ms;
     ngx_http_tollgate_redis_stats_t  redis;
+
+    /* degradation, kept in the first zone */
+    tg_health_t                  health;
+    int8_t                       forced_local;    /* control endpoint */
+    int8_t                       forced_gateway;  /* Redis, this gateway */
+    int8_t                       forced_all;      /* Redis, all gateways */
 } ngx_http_tollgate_shctx_t;
 
 
@@ -175,7 +185,15 @@ typedef struct {
     ngx_str_t                    gateway_id;
     tg_lease_conf_t              lease;
     ngx_flag_t                   lease_set;
+    tg_health_conf_t             health;
+    ngx_flag_t                   health_set;
+    ngx_uint_t                   fail_mode;
 } ngx_http_tollgate_main_conf_t;
+
+
+#define NGX_HTTP_TOLLGATE_FAIL_LOCAL   0
+#define NGX_HTTP_TOLLGATE_FAIL_OPEN    1
+#define NGX_HTTP_TOLLGATE_FAIL_CLOSED  2
 
 
 typedef struct {
@@ -196,12 +214,15 @@ typedef struct {
     off_t                        chunked_estimate;
     ngx_msec_t                   wait_ms;     /* for a refill in flight */
 
+    ngx_str_t                    control_secret;
+
     ngx_uint_t                   handler;     /* status or metrics */
 } ngx_http_tollgate_loc_conf_t;
 
 
 #define NGX_HTTP_TOLLGATE_HANDLER_STATUS   1
 #define NGX_HTTP_TOLLGATE_HANDLER_METRICS  2
+#define NGX_HTTP_TOLLGATE_HANDLER_CONTROL  3
 
 
 /* what the request path decided, kept for variables and the log phase */
@@ -261,6 +282,19 @@ ngx_int_t ngx_http_tollgate_refuse(ngx_http_request_t *r,
     ngx_http_tollgate_decision_e decision);
 void ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
     struct timespec *start);
+
+void ngx_http_tollgate_health_attach(ngx_http_tollgate_zone_t *zone);
+ngx_int_t ngx_http_tollgate_level(void);
+void ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_uint_t connected);
+void ngx_http_tollgate_read_override(ngx_http_tollgate_main_conf_t *mcf);
+void ngx_http_tollgate_on_override(redisReply *reply, void *data);
+ngx_int_t ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_node_t *cnode, ngx_http_tollgate_dapp_t *d,
+    uint64_t cost_tokens, tg_msec_t now_ms, tg_grant_t *grant);
+ngx_int_t ngx_http_tollgate_control_handler(ngx_http_request_t *r);
+ngx_table_elt_t *ngx_http_tollgate_find_header(ngx_http_request_t *r,
+    char *name);
 
 ngx_int_t ngx_http_tollgate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tollgate_log_handler(ngx_http_request_t *r);

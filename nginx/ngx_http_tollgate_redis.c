@@ -146,6 +146,8 @@ ngx_msec_t  ngx_http_tollgate_redis_lat_bounds_us[] = {
 
 static ngx_http_tollgate_redis_t  *ngx_http_tollgate_redis;
 
+ngx_uint_t  ngx_http_tollgate_redis_connects;
+
 
 ngx_int_t
 ngx_http_tollgate_redis_init(ngx_cycle_t *cycle,
@@ -551,6 +553,7 @@ ngx_http_tollgate_rcmd_done(ngx_http_tollgate_rcmd_t *cmd, redisReply *reply)
 {
     int64_t                          us;
     ngx_uint_t                       i, result;
+    ngx_msec_t                       timeout_ms;
     struct timespec                  end;
     ngx_http_tollgate_redis_stats_t *stats;
 
@@ -564,16 +567,27 @@ ngx_http_tollgate_rcmd_done(ngx_http_tollgate_rcmd_t *cmd, redisReply *reply)
 
         (void) ngx_atomic_fetch_add(&stats->calls[cmd->script][result], 1);
 
+        (void) clock_gettime(CLOCK_MONOTONIC, &end);
+
+        us = (int64_t) (end.tv_sec - cmd->start.tv_sec) * 1000000
+             + (end.tv_nsec - cmd->start.tv_nsec) / 1000;
+
+        if (us < 0) {
+            us = 0;
+        }
+
+        /* a failed call counts as slow as the timeout it hit, at least */
+
+        timeout_ms = ngx_http_tollgate_redis->conf->timeout_ms;
+
+        if (reply == NULL && us < (int64_t) timeout_ms * 1000) {
+            us = (int64_t) timeout_ms * 1000;
+        }
+
+        ngx_http_tollgate_health_record((uint32_t) ngx_min(us, 4000000000LL),
+                                        (int) result);
+
         if (reply != NULL) {
-            (void) clock_gettime(CLOCK_MONOTONIC, &end);
-
-            us = (int64_t) (end.tv_sec - cmd->start.tv_sec) * 1000000
-                 + (end.tv_nsec - cmd->start.tv_nsec) / 1000;
-
-            if (us < 0) {
-                us = 0;
-            }
-
             for (i = 0; i < NGX_HTTP_TOLLGATE_LAT_BUCKETS; i++) {
                 if ((ngx_msec_t) us
                     <= ngx_http_tollgate_redis_lat_bounds_us[i])
@@ -1118,6 +1132,10 @@ ngx_http_tollgate_on_connect(const redisAsyncContext *ac, int status)
 
     n->connected = 1;
     n->backoff_ms = NGX_HTTP_TOLLGATE_BACKOFF_MIN;
+
+    if (!n->sentinel) {
+        ngx_http_tollgate_redis_connects++;
+    }
 
     ngx_log_error(NGX_LOG_INFO, ngx_http_tollgate_redis->log, 0,
                   "tollgate: connected to redis %s%s:%d",

@@ -99,6 +99,12 @@ ngx_int_t ngx_http_tollgate_redis_call(ngx_uint_t script,
 
 uint16_t ngx_http_tollgate_redis_slot(u_char *tag, size_t len);
 
+/* each reply's latency and result (RESULT_*), for the health window */
+void ngx_http_tollgate_health_record(uint32_t latency_us, int outcome);
+
+/* counts connections made, so that a fresh one is seeded again */
+extern ngx_uint_t  ngx_http_tollgate_redis_connects;
+
 extern const char  *ngx_http_tollgate_script_names[];
 extern ngx_msec_t   ngx_http_tollgate_redis_lat_bounds_us[];
 

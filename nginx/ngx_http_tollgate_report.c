@@ -167,10 +167,11 @@ ngx_http_tollgate_status(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "{\"mode\":\"%s\",\"gateway_id\":\"%V\","
-                            "\"degradation_level\":0,\"zones\":[",
+                            "\"degradation_level\":%i,\"zones\":[",
                             out->mcf->distributed ? "distributed"
                                                   : "standalone",
-                            &out->mcf->gateway_id);
+                            &out->mcf->gateway_id,
+                            ngx_http_tollgate_level());
 
     zones = out->mcf->zones.elts;
 
@@ -501,15 +502,19 @@ ngx_http_tollgate_metrics(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
                             "# HELP tollgate_degradation_level Degradation "
                             "level, 0 (normal) to 3 (fail-local).\n"
                             "# TYPE tollgate_degradation_level gauge\n"
-                            "tollgate_degradation_level 0\n"
+                            "tollgate_degradation_level %i\n"
                             "# HELP tollgate_fail_open_active 1 while "
                             "requests are admitted without a decision.\n"
                             "# TYPE tollgate_fail_open_active gauge\n"
-                            "tollgate_fail_open_active 0\n",
+                            "tollgate_fail_open_active %d\n",
                             (unsigned long long) count,
                             (unsigned long long) (sum_ns / 1000000000),
                             (unsigned long long) (sum_ns % 1000000000),
-                            (unsigned long long) count);
+                            (unsigned long long) count,
+                            ngx_http_tollgate_level(),
+                            (ngx_http_tollgate_level() == TG_LEVEL_FAIL_LOCAL
+                             && out->mcf->fail_mode
+                                == NGX_HTTP_TOLLGATE_FAIL_OPEN) ? 1 : 0);
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "# HELP tollgate_zone_apps Applications with "
@@ -565,6 +570,20 @@ ngx_http_tollgate_prom_redis(ngx_http_tollgate_out_t *out,
         hits += z->sh->l3_hits;
         misses += z->sh->l3_misses;
     }
+
+    out->pos = ngx_slprintf(out->pos, out->last,
+                            "# HELP tollgate_degradation_transitions_total "
+                            "Changes of the degradation level.\n"
+                            "# TYPE tollgate_degradation_transitions_total "
+                            "counter\n"
+                            "tollgate_degradation_transitions_total %uD\n"
+                            "# HELP tollgate_fail_open_total Requests "
+                            "admitted without a decision (fail mode open, "
+                            "an application never heard of, a full zone).\n"
+                            "# TYPE tollgate_fail_open_total counter\n"
+                            "tollgate_fail_open_total %uL\n",
+                            zone->sh->health.transitions,
+                            (unsigned long long) zone->sh->fail_open);
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "# HELP tollgate_l3_hits_total Requests paid "

@@ -105,6 +105,7 @@ ngx_http_tollgate_sync_init(ngx_cycle_t *cycle)
     }
 
     ngx_http_tollgate_sync_mcf = mcf;
+    ngx_http_tollgate_health_attach(zone);
 
     ngx_http_tollgate_sync_ev.handler = ngx_http_tollgate_sync_handler;
     ngx_http_tollgate_sync_ev.log = cycle->log;
@@ -149,6 +150,7 @@ ngx_http_tollgate_sync_handler(ngx_event_t *ev)
     ngx_shm_zone_t                **zones;
     ngx_http_tollgate_main_conf_t  *mcf;
 
+    /* the connection count seeded last: a fresh connection seeds again */
     static ngx_uint_t               seeded;
 
     mcf = ev->data;
@@ -215,8 +217,15 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    if (!*seeded && ngx_http_tollgate_redis_ready(NULL)) {
-        *seeded = 1;
+    ngx_http_tollgate_health_evaluate(mcf,
+                                      ngx_http_tollgate_redis_ready(NULL));
+
+    /* Redis may have restarted empty: seed again after each reconnect */
+
+    if (*seeded != ngx_http_tollgate_redis_connects
+        && ngx_http_tollgate_redis_ready(NULL))
+    {
+        *seeded = ngx_http_tollgate_redis_connects;
         ngx_http_tollgate_seed(mcf);
     }
 
@@ -258,6 +267,10 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     if (!heartbeat) {
         return;
     }
+
+    /* the heartbeat doubles as the probe that sees Redis come back */
+
+    ngx_http_tollgate_read_override(mcf);
 
     clusters = mcf->clusters.elts;
 
