@@ -537,8 +537,8 @@ ngx_http_tollgate_reject(ngx_http_request_t *r,
  */
 
 ngx_int_t
-ngx_http_tollgate_send_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
-    size_t len)
+ngx_http_tollgate_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len)
 {
     ngx_int_t                 rc;
     ngx_str_t                 type = ngx_string("application/json");
