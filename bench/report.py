@@ -93,6 +93,34 @@ def wrk_result(path):
     return r
 
 
+def metric_sum(text, name):
+    """Sum of every sample of a Prometheus counter, whatever its labels."""
+    total = 0
+    for m in re.finditer(r"^%s(?:\{[^}]*\})? (\d+)$" % re.escape(name),
+                         text, re.M):
+        total += int(m.group(1))
+    return total
+
+
+def lease_counters(path):
+    """Tollgate's counters after one wrk run (warm-up included)."""
+    with open(path) as f:
+        text = f.read()
+    requests = metric_sum(text, "tollgate_requests_total")
+    hits = metric_sum(text, "tollgate_l3_hits_total")
+    misses = metric_sum(text, "tollgate_l3_misses_total")
+    calls = metric_sum(text, "tollgate_redis_calls_total")
+    return {
+        "requests": requests,
+        "l3_hits": hits,
+        "l3_misses": misses,
+        "redis_calls": calls,
+        "l3_hit_rate": hits / (hits + misses) if hits + misses else None,
+        "redis_calls_per_1000_requests":
+            calls * 1000 / requests if requests else None,
+    }
+
+
 def throughput(raw_dir, p):
     out = {}
     for v in p["variants"]:
@@ -107,6 +135,10 @@ def throughput(raw_dir, p):
             "median_p99_us":
                 statistics.median(r["latency_us"]["p99"] for r in runs),
         }
+        paths = [os.path.join(raw_dir, "metrics-%s-%d.txt" % (v, n))
+                 for n in range(1, p["runs"] + 1)]
+        if all(os.path.exists(x) for x in paths):
+            out[v]["counters"] = [lease_counters(x) for x in paths]
     return out
 
 
@@ -217,12 +249,13 @@ def instructions(raw_dir, p):
         for v in out:
             out[v]["added_ir_per_request"] = (
                 out[v]["median_ir_per_request"] - base)
-    if "tollgate" in out:
-        out["tollgate"]["breakdown"] = tollgate_breakdown(
-            os.path.join(raw_dir, "callgrind-tollgate-0-1.out"),
-            os.path.join(raw_dir, "callgrind-tollgate-%d-1.out"
-                         % p["requests"]),
-            p["requests"])
+    for v in out:
+        if v.startswith("tollgate"):
+            out[v]["breakdown"] = tollgate_breakdown(
+                os.path.join(raw_dir, "callgrind-%s-0-1.out" % v),
+                os.path.join(raw_dir, "callgrind-%s-%d-1.out"
+                             % (v, p["requests"])),
+                p["requests"])
     return out
 
 
@@ -324,23 +357,52 @@ def verdict(ins):
         text += (" Keyed by the same header as Tollgate, `limit_req` adds "
                  "{:,.0f}.".format(
                      ins["limit_req_app"]["added_ir_per_request"]))
+    if "tollgate_redis" in ins:
+        text += (" In distributed mode Tollgate adds {:,.0f} (see below for "
+                 "what that figure includes).".format(
+                     ins["tollgate_redis"]["added_ir_per_request"]))
     return text
 
 
 def breakdown_text(ins):
-    b = ins.get("tollgate", {}).get("breakdown")
-    if not b:
+    parts = []
+    for v, r in ins.items():
+        b = r.get("breakdown")
+        if not b:
+            continue
+        parts.append("`%s`:" % v)
+        parts.append(table(["module function called by nginx",
+                            "instructions/request (inclusive)"],
+                           [("`%s`" % fn, "{:,.0f}".format(ir))
+                            for fn, ir in b["entry_points"].items()]))
+        parts.append(table(["called by `%s`" % b["top"],
+                            "instructions/request"],
+                           [("`%s`" % fn if not fn.startswith("(") else fn,
+                             "{:,.0f}".format(ir))
+                            for fn, ir in b["top_callees"].items()]))
+    if not parts:
         return "Tollgate was not measured in this run."
+    return "\n\n".join(parts)
 
-    entries = table(["module function called by nginx",
-                     "instructions/request (inclusive)"],
-                    [("`%s`" % fn, "{:,.0f}".format(ir))
-                     for fn, ir in b["entry_points"].items()])
-    callees = table(["called by `%s`" % b["top"], "instructions/request"],
-                    [("`%s`" % fn if not fn.startswith("(") else fn,
-                      "{:,.0f}".format(ir))
-                     for fn, ir in b["top_callees"].items()])
-    return entries + "\n\n" + callees
+
+def lease_text(t):
+    r = t.get("tollgate_redis")
+    if not r or "counters" not in r:
+        return "Distributed mode was not measured in this run."
+
+    rows = []
+    for n, c in enumerate(r["counters"], 1):
+        rows.append((
+            n,
+            "{:,}".format(c["requests"]),
+            "%.2f %%" % (c["l3_hit_rate"] * 100)
+            if c["l3_hit_rate"] is not None else "n/a",
+            "{:,} ({:.2f} per 1000 requests)".format(
+                c["redis_calls"], c["redis_calls_per_1000_requests"])
+            if c["redis_calls_per_1000_requests"] is not None else "n/a",
+        ))
+    return table(["wrk run", "requests decided", "L3 hit rate",
+                  "Redis calls"], rows)
 
 
 def render_doc(results_dir, doc):
@@ -356,6 +418,7 @@ def render_doc(results_dir, doc):
         "INSTRUCTIONS": instructions_table(ins),
         "VERDICT": verdict(ins),
         "BREAKDOWN": breakdown_text(ins),
+        "LEASE": lease_text(t),
         "DURATION": p["duration_s"],
         "RUNS": p["runs"],
         "CONNECTIONS": p["connections"],

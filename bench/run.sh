@@ -9,6 +9,8 @@
 #   limit_req_app  the same keyed by the X-App-Id header, as Tollgate is
 #   tollgate       Tollgate standalone, with a quota that admits every
 #                  request
+#   tollgate_redis the same in distributed mode: quotas in a local Redis,
+#                  requests paid from the gateway's lease
 #
 # 1. Throughput and latency: wrk on loopback, BENCH_RUNS runs of
 #    BENCH_DURATION seconds per variant (variants interleaved, so drift
@@ -30,7 +32,7 @@ export BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-50}
 export BENCH_THREADS=${BENCH_THREADS:-1}
 export BENCH_REQUESTS=${BENCH_REQUESTS:-20000}
 export BENCH_REPEATS=${BENCH_REPEATS:-3}
-export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app tollgate}
+export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app tollgate tollgate_redis}
 
 # What was measured, for the report: the commit, and whether the module's
 # sources differed from it.  Set it when TOLLGATE_MODULE comes from
@@ -51,7 +53,7 @@ module=${TOLLGATE_MODULE:-$root/build/ngx_http_tollgate_module.so}
 "$root/scripts/deps.sh" bench
 
 case " $BENCH_VARIANTS " in
-    *" tollgate "*) [ -f "$module" ] || make -C "$root" module ;;
+    *" tollgate"*) [ -f "$module" ] || make -C "$root" module ;;
 esac
 
 work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
@@ -90,7 +92,7 @@ run_tracked() {
 # The $names in single quotes are nginx variables, not the shell's.
 # shellcheck disable=SC2016
 variant_lines() {
-    load="" limit_http="" limit_location=""
+    load="" limit_http="" limit_location="" metrics="return 404;"
 
     case $1 in
     plain)
@@ -106,14 +108,21 @@ variant_lines() {
         limit_http='limit_req_zone $http_x_app_id zone=bench:1m rate=1000000r/s;'
         limit_location='limit_req zone=bench burst=1000000 nodelay;'
         ;;
-    tollgate)
-        # 1e6 tokens/s for an application whose GET costs 2 tokens
+    tollgate|tollgate_redis)
+        # 1e6 tokens/s for an application whose GET costs 2 tokens; with
+        # Redis the same declarations seed its keys
         load="load_module $module;"
+        metrics="tollgate_metrics;"
         limit_http='tollgate_zone bench:1m;
     tollgate_cluster_capacity bench capacity=10000000;
     tollgate_app bench guaranteed=1000000 burst=1000000;'
         limit_location='tollgate_cluster bench;
             tollgate zone=bench app=$http_x_app_id;'
+        if [ "$1" = tollgate_redis ]; then
+            limit_http="$limit_http
+    tollgate_redis 127.0.0.1:$redis_port;
+    tollgate_gateway_id bench;"
+        fi
         ;;
     *)
         echo "bench: unknown variant \"$1\"" >&2
@@ -149,7 +158,12 @@ master_process off;"
     tg_render "$root/bench/nginx.conf.in" "$prefix/nginx.conf" \
         LOAD="$load" USER="$user" PROCESS="$process" PREFIX="$prefix" \
         WWW="$work/www" PORT="$port" LIMIT_HTTP="$limit_http" \
-        LIMIT_LOCATION="$limit_location"
+        LIMIT_LOCATION="$limit_location" METRICS="$metrics"
+
+    # each run of the distributed variant starts from an empty Redis
+    if [ "$variant" = tollgate_redis ]; then
+        redis-cli -p "$redis_port" flushall >/dev/null
+    fi
 
     "$@" "$TG_NGINX" -p "$prefix/" -c "$prefix/nginx.conf" \
         -e "$prefix/error.log" &
@@ -196,7 +210,7 @@ stop_nginx() {
 # nginx maps the module it loads: a `make` elsewhere that rewrites
 # build/ in place would crash it (SIGBUS), so load a private copy
 case " $BENCH_VARIANTS " in
-    *" tollgate "*)
+    *" tollgate"*)
         cp "$module" "$work/ngx_http_tollgate_module.so"
         module=$work/ngx_http_tollgate_module.so
         ;;
@@ -210,6 +224,25 @@ chmod 755 "$work" "$work/www"
 chmod 644 "$work/www/object"
 
 url_path=/object
+
+# tollgate_redis: one Redis for the whole run, nothing persisted
+redis_port=""
+case " $BENCH_VARIANTS " in
+    *" tollgate_redis "*)
+        mkdir -p "$work/redis"
+        redis_port=$(tg_free_port)
+        redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+            --appendonly no --dir "$work/redis" \
+            --logfile "$work/redis/redis.log" &
+        redis_pid=$!
+        pids="$pids $redis_pid"
+        if ! tg_wait_port "$redis_port" "$redis_pid" 10; then
+            echo "bench: redis-server did not start" >&2
+            cat "$work/redis/redis.log" >&2 || true
+            exit 1
+        fi
+        ;;
+esac
 wrk_args="-t$BENCH_THREADS -c$BENCH_CONNECTIONS -s $root/bench/wrk.lua"
 
 echo "bench: throughput, $BENCH_RUNS x ${BENCH_DURATION}s per variant" \
@@ -225,6 +258,14 @@ for run in $(seq "$BENCH_RUNS"); do
         # shellcheck disable=SC2086
         run_tracked wrk $wrk_args -d"${BENCH_DURATION}s" \
             "http://127.0.0.1:$port$url_path" >"$work/raw/wrk-$v-$run.txt"
+
+        # Tollgate's own counters: lease hits, Redis calls
+        case $v in
+        tollgate*)
+            curl -sf "http://127.0.0.1:$port/metrics" \
+                >"$work/raw/metrics-$v-$run.txt"
+            ;;
+        esac
 
         stop_nginx
         grep '^Requests/sec' "$work/raw/wrk-$v-$run.txt" |
