@@ -32,7 +32,8 @@ export BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-50}
 export BENCH_THREADS=${BENCH_THREADS:-1}
 export BENCH_REQUESTS=${BENCH_REQUESTS:-20000}
 export BENCH_REPEATS=${BENCH_REPEATS:-3}
-export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app tollgate tollgate_redis}
+export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app \
+tollgate tollgate_redis}
 
 # What was measured, for the report: the commit, and whether the module's
 # sources differed from it.  Set it when TOLLGATE_MODULE comes from
@@ -85,6 +86,25 @@ run_tracked() {
     wait "$pid" || rc=$?
     pids=${pids/ $pid/}
     return "$rc"
+}
+
+
+# start_server WHAT PORT LOG SECONDS CMD...: starts CMD in the background,
+# remembered for cleanup, and waits until it listens on PORT; on failure
+# shows LOG and stops the benchmark.  Sets server_pid.
+start_server() {
+    local what=$1 port=$2 log=$3 seconds=$4
+
+    shift 4
+    "$@" &
+    server_pid=$!
+    pids="$pids $server_pid"
+
+    if ! tg_wait_port "$port" "$server_pid" "$seconds"; then
+        echo "bench: $what did not start:" >&2
+        cat "$log" >&2 || true
+        exit 1
+    fi
 }
 
 
@@ -165,17 +185,11 @@ master_process off;"
         redis-cli -p "$redis_port" flushall >/dev/null
     fi
 
-    "$@" "$TG_NGINX" -p "$prefix/" -c "$prefix/nginx.conf" \
-        -e "$prefix/error.log" &
-    nginx_pid=$!
-    pids="$pids $nginx_pid"
-
     # valgrind needs seconds to start nginx
-    if ! tg_wait_port "$port" "$nginx_pid" 120; then
-        echo "bench: nginx ($variant, $mode) did not start:" >&2
-        cat "$prefix/error.log" >&2 || true
-        exit 1
-    fi
+    start_server "nginx ($variant, $mode)" "$port" "$prefix/error.log" 120 \
+        "$@" "$TG_NGINX" -p "$prefix/" -c "$prefix/nginx.conf" \
+        -e "$prefix/error.log"
+    nginx_pid=$server_pid
 }
 
 
@@ -231,16 +245,10 @@ case " $BENCH_VARIANTS " in
     *" tollgate_redis "*)
         mkdir -p "$work/redis"
         redis_port=$(tg_free_port)
-        redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+        start_server redis-server "$redis_port" "$work/redis/redis.log" 10 \
+            redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
             --appendonly no --dir "$work/redis" \
-            --logfile "$work/redis/redis.log" &
-        redis_pid=$!
-        pids="$pids $redis_pid"
-        if ! tg_wait_port "$redis_port" "$redis_pid" 10; then
-            echo "bench: redis-server did not start" >&2
-            cat "$work/redis/redis.log" >&2 || true
-            exit 1
-        fi
+            --logfile "$work/redis/redis.log"
         ;;
 esac
 wrk_args="-t$BENCH_THREADS -c$BENCH_CONNECTIONS -s $root/bench/wrk.lua"
