@@ -23,16 +23,11 @@ def test_quota_change_in_redis_reaches_three_gateways_within_a_second(
     # each gateway offers the whole old quota: three times it in all, far
     # below the new one
     loads = [Load(gw, "tuned", OLD_TPS / GET_COST) for gw in gateways]
-    for load in loads:
-        load.start()
-    try:
+    with tgdist.running(loads):
         time.sleep(3)
         changed = time.monotonic()
         put_app(rc, "c1", "tuned", NEW_TPS)
         time.sleep(3)
-    finally:
-        for load in loads:
-            load.stop()
     ended = time.monotonic()
 
     # before: the three share the old quota (not necessarily evenly)
@@ -47,8 +42,7 @@ def test_quota_change_in_redis_reaches_three_gateways_within_a_second(
     # after: every one of them admits all it is offered
     for i, load in enumerate(loads):
         before = load.count(200, changed - 2, changed) / 2
-        refused_at = [at for at, status, _ in load.replies
-                      if status == 429 and at >= changed]
+        refused_at = [r.at for r in load.samples(429, since=changed)]
         late_s = (max(refused_at) - changed) if refused_at else 0.0
         after = load.count(200, changed + CHANGE_WITHIN_S, ended)
         offered = load.count(None, changed + CHANGE_WITHIN_S, ended)

@@ -38,9 +38,7 @@ def test_emergency_refuses_p2_holds_p1_to_guaranteed_serves_p0(
     everything = [load for group in loads.values() for load in group]
 
     started = time.monotonic()
-    for load in everything:
-        load.start()
-    try:
+    with tgdist.running(everything):
         wait_for(lambda: emergency_on(gateways), 15,
                  "no gateway saw the emergency within 15 s")
         on_after_s = time.monotonic() - started
@@ -49,9 +47,6 @@ def test_emergency_refuses_p2_holds_p1_to_guaranteed_serves_p0(
         since = time.monotonic()
         time.sleep(MEASURE_S)
         until = time.monotonic()
-    finally:
-        for load in everything:
-            load.stop()
 
     state = rc.hgetall("tg:{c1}:emergency")
     assert state["active"] == "1" and state["mode"] == "auto", state

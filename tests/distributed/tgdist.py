@@ -8,11 +8,13 @@ the module at those servers (distributed_http()).
 
 Also here: the application keys written straight into Redis as the
 admin daemon would (docs/redis-keys.md), a paced load generator that
-counts what each gateway admitted, and a TCP proxy that delays every
-chunk it forwards (to slow Redis down without touching it).
+records what each gateway answered, and a TCP proxy that delays what
+is sent through it (to slow Redis down without touching it).
 """
 
 import asyncio
+import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -37,7 +39,7 @@ REDIS_CLI = os.environ.get("TOLLGATE_REDIS_CLI", "/usr/bin/redis-cli")
 GET_COST = 2
 
 
-# Redis processes ---------------------------------------------------------------
+# Redis processes ------------------------------------------------------------
 
 class RedisServer:
     """One redis-server (or sentinel) on a free loopback port.
@@ -106,7 +108,9 @@ class RedisServer:
             self.kill()
 
     def read_log(self):
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        if not self.log.exists():
+            return ""
+        return self.log.read_text(errors="replace")
 
     def cleanup(self):
         self.stop()
@@ -156,8 +160,8 @@ class SentinelSet:
 
     def master_port(self):
         """The master the sentinels currently name."""
-        host, port = self.sentinels[0].client().sentinel_get_master_addr_by_name(
-            self.MASTER_NAME)
+        r = self.sentinels[0].client()
+        _, port = r.sentinel_get_master_addr_by_name(self.MASTER_NAME)
         return int(port)
 
     @property
@@ -196,7 +200,7 @@ class RedisCluster:
 
     def healthy(self):
         for n in self.nodes:
-            info = n.client().cluster_info()
+            info = n.client().execute_command("CLUSTER INFO")
             if info.get("cluster_state") != "ok":
                 return False
         return True
@@ -207,14 +211,19 @@ class RedisCluster:
 
     def node_of(self, key):
         """The master node (RedisServer) that serves key now."""
-        slot = self.nodes[0].client().cluster_keyslot(key)
-        for n in self.nodes:
-            r = n.client()
-            for start, end, master, *_ in r.execute_command("CLUSTER SLOTS"):
-                if start <= slot <= end:
-                    port = master[1]
-                    return next(m for m in self.nodes if m.port == port)
+        r = self.nodes[0].client()
+        slot = r.execute_command("CLUSTER", "KEYSLOT", key)
+        for start, end, master, *_ in r.execute_command("CLUSTER SLOTS"):
+            if start <= slot <= end:
+                return next(n for n in self.nodes if n.port == master[1])
         raise AssertionError(f"no node serves slot {slot}")
+
+    def replica_of(self, master):
+        r = master.client()
+        myid = r.execute_command("CLUSTER MYID")
+        line = r.execute_command("CLUSTER", "REPLICAS", myid)[0]
+        port = int(line.split()[1].split("@")[0].rsplit(":", 1)[1])
+        return next(n for n in self.nodes if n.port == port)
 
     def cleanup(self):
         for n in self.nodes:
@@ -241,7 +250,7 @@ def wait_for(condition, timeout_s, message):
         raise AssertionError(message)
 
 
-# configuration in Redis, as the admin daemon writes it ---------------------------
+# configuration in Redis, as the admin daemon writes it ----------------------
 
 def put_cluster(r, cluster, capacity, reserved_ratio="0.2", window_ms=None):
     fields = {"capacity": capacity, "reserved_ratio": reserved_ratio,
@@ -276,7 +285,7 @@ def script_calls(r):
                for c in ("evalsha", "eval", "evalsha_ro", "eval_ro"))
 
 
-# gateways ------------------------------------------------------------------------
+# gateways -------------------------------------------------------------------
 
 def distributed_http(redis_spec, gateway_id, extra="", wait="100ms"):
     """The http snippet of a gateway in distributed mode."""
@@ -322,12 +331,17 @@ def warm(gateways, app, path="/obj/1k"):
         gw.request("GET", path, app=app)
 
 
-# load ------------------------------------------------------------------------------
+# load -----------------------------------------------------------------------
+
+# one reply of a Load: when it came (monotonic), its status, how long it
+# took from sending the request (seconds), the Reply itself
+Sample = collections.namedtuple("Sample", "at status latency_s reply")
+
 
 class Load:
     """Paced GETs of one application through one gateway, from threads of
-    their own (each a keep-alive connection).  Counts replies by status
-    and layer, and the admitted cost, between start() and stop()."""
+    their own (each a keep-alive connection), between start() and
+    stop(); keeps a Sample of every reply."""
 
     def __init__(self, gw, app, rate_rps, threads=2, path="/obj/1k"):
         self.gw = gw
@@ -337,7 +351,7 @@ class Load:
         self.nthreads = threads
         self.stopping = threading.Event()
         self.lock = threading.Lock()
-        self.replies = []          # (monotonic time, status, layer header)
+        self.replies = []
         self.threads = []
 
     def _run(self, offset_s):
@@ -348,10 +362,13 @@ class Load:
                 if now < next_s:
                     time.sleep(next_s - now)
                 next_s += self.period_s
+                sent = time.perf_counter()
                 reply = c.request("GET", self.path, app=self.app)
+                latency_s = time.perf_counter() - sent
                 with self.lock:
-                    self.replies.append((time.monotonic(), reply.status,
-                                         reply))
+                    self.replies.append(Sample(time.monotonic(),
+                                               reply.status, latency_s,
+                                               reply))
 
     def start(self):
         for i in range(self.nthreads):
@@ -365,17 +382,29 @@ class Load:
         for t in self.threads:
             t.join()
 
+    def samples(self, status=None, since=None, until=None):
+        return [r for r in self.replies
+                if (status is None or r.status == status)
+                and (since is None or r.at >= since)
+                and (until is None or r.at < until)]
+
     def count(self, status=None, since=None, until=None):
-        return sum(1 for at, s, _ in self.replies
-                   if (status is None or s == status)
-                   and (since is None or at >= since)
-                   and (until is None or at < until))
+        return len(self.samples(status, since, until))
 
     def statuses(self):
-        found = {}
-        for _, s, _ in self.replies:
-            found[s] = found.get(s, 0) + 1
-        return found
+        return dict(collections.Counter(r.status for r in self.replies))
+
+
+@contextlib.contextmanager
+def running(loads):
+    """The loads run for the duration of the with block."""
+    for load in loads:
+        load.start()
+    try:
+        yield loads
+    finally:
+        for load in loads:
+            load.stop()
 
 
 def run_loads(loads, seconds, sample=None, every_s=0.5):
@@ -383,45 +412,67 @@ def run_loads(loads, seconds, sample=None, every_s=0.5):
     meanwhile.  Returns the wall time from the first start to the last
     reply."""
     started = time.monotonic()
-    for load in loads:
-        load.start()
-    try:
+    with running(loads):
         deadline = started + seconds
         while time.monotonic() < deadline:
             if sample is not None:
                 sample()
             time.sleep(min(every_s, max(0, deadline - time.monotonic())))
-    finally:
-        for load in loads:
-            load.stop()
     return time.monotonic() - started
 
 
-# a slow network ----------------------------------------------------------------------
+def statuses_of(loads):
+    """Replies by status code, over all the loads."""
+    found = collections.Counter()
+    for load in loads:
+        found.update(load.statuses())
+    return dict(found)
+
+
+# a slow network -------------------------------------------------------------
 
 class DelayProxy:
-    """A TCP proxy on a free loopback port that holds every chunk it
-    forwards, in either direction, for delay_s before passing it on.
-    Chunks keep their order.  Runs an asyncio loop in a thread."""
+    """A TCP proxy on a free loopback port that holds every chunk sent to
+    the server for delay_s before passing it on, so that each round trip
+    takes delay_s longer; replies pass at once.  Chunks keep their order.
+
+    It runs as a process of its own (this file run as a program), so
+    that its work never competes with the test's client threads for the
+    interpreter lock and blurs the latencies they measure."""
 
     def __init__(self, target_port, delay_s):
         self.target_port = target_port
         self.delay_s = delay_s
         self.port = None
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever,
-                                       daemon=True)
-        self.server = None
+        self.proc = None
 
     def start(self):
-        self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._listen(), self.loop)
-        future.result(10)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "delay-proxy", str(self.target_port),
+             str(self.delay_s)],
+            stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"the delay proxy did not start: {line!r}")
+        self.port = int(line)
         return self
 
-    async def _listen(self):
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def serve(self):
+        """The proxy itself: prints its port, then serves until killed."""
+        asyncio.run(self._serve())
+
+    async def _serve(self):
+        self.loop = asyncio.get_running_loop()
+        server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            await server.serve_forever()
 
     async def _accept(self, client_r, client_w):
         try:
@@ -430,11 +481,11 @@ class DelayProxy:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(self._pipe(client_r, server_w),
-                             self._pipe(server_r, client_w),
+        await asyncio.gather(self._pipe(client_r, server_w, True),
+                             self._pipe(server_r, client_w, False),
                              return_exceptions=True)
 
-    async def _pipe(self, reader, writer):
+    async def _pipe(self, reader, writer, delayed):
         """Reads chunks as they come and delivers each delay_s after it
         arrived: a queue keeps the order without adding up the delays."""
         queue = asyncio.Queue()
@@ -456,7 +507,8 @@ class DelayProxy:
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
-                queue.put_nowait((self.loop.time() + self.delay_s, chunk))
+                delay_s = self.delay_s if delayed else 0
+                queue.put_nowait((self.loop.time() + delay_s, chunk))
         finally:
             queue.put_nowait((0, None))
             try:
@@ -464,12 +516,6 @@ class DelayProxy:
             finally:
                 writer.close()
 
-    def stop(self):
-        async def close():
-            self.server.close()
-            await self.server.wait_closed()
 
-        if self.server is not None:
-            asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+if __name__ == "__main__" and sys.argv[1:2] == ["delay-proxy"]:
+    DelayProxy(int(sys.argv[2]), float(sys.argv[3])).serve()
