@@ -64,7 +64,7 @@ $(BUILD)/ngx_http_tollgate_module.so: $(BUILD)/nginx-src/objs/Makefile \
 	    $(MODULE_SRCS) $(SCRIPTS_C)
 	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules \
 	    CFLAGS="$$(sed -n 's/^CFLAGS = //p' \
-	        $(BUILD)/nginx-src/objs/Makefile) -Wextra -Wno-unused-parameter"
+	        $(BUILD)/nginx-src/objs/Makefile) -O2 -Wextra -Wno-unused-parameter"
 	# a new inode, so that a running nginx keeps the file it mapped
 	cp $(BUILD)/nginx-src/objs/ngx_http_tollgate_module.so $@.tmp
 	mv $@.tmp $@
@@ -88,8 +88,11 @@ web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRCS)
 ADMIN_LIBS    := libwebsockets jansson libjwt libsodium libpq hiredis
 ADMIN_SRCS    := $(wildcard admin/*.c)
 ADMIN_HDRS    := $(wildcard admin/*.h)
+# the gateways' scripts the admin runs for operators (docs/redis-scripts.md)
+ADMIN_GW_LUA  := borrow repay emergency
 ADMIN_EMBED   := $(sort $(wildcard admin/migrations/*.sql)) -- \
-                 $(wildcard redis/admin_*.lua) -- admin/openapi.yaml
+                 $(wildcard redis/admin_*.lua) -- redis/lib/tollgate.lua \
+                 $(ADMIN_GW_LUA:%=redis/%.lua) -- admin/openapi.yaml
 ADMIN_OBJS    := $(patsubst admin/%.c,$(BUILD)/admin/%.o,$(ADMIN_SRCS)) \
                  $(BUILD)/admin/embedded.o
 
@@ -107,9 +110,10 @@ $(BUILD)/admin/embedded.o: $(BUILD)/admin/embedded.c admin/tga.h
 $(BUILD)/admin/%.o: admin/%.c $(ADMIN_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -std=c99 -D_DEFAULT_SOURCE \
-	    $$(pkg-config --cflags $(ADMIN_LIBS)) -Iadmin -c $< -o $@
+	    $$(pkg-config --cflags $(ADMIN_LIBS)) -Iadmin -Icore -c $< -o $@
 
-$(BUILD)/tollgate-admin: $(ADMIN_OBJS)
+# the core library reads runtime balances as the scripts would refill them
+$(BUILD)/tollgate-admin: $(ADMIN_OBJS) $(BUILD)/libtgcore.a
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs $(ADMIN_LIBS))
 
 # tests ----------------------------------------------------------------------

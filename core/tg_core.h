@@ -118,6 +118,14 @@ typedef struct {
     tg_msec_t             emergency_until_ms;
     tg_msec_t             auto_hold_until_ms;   /* after a manual off */
     tg_emergency_e        emergency;
+
+    /*
+     * The sum of the window's valid slots as of slot period usage_epoch,
+     * kept by every grant, so that the emergency check on each acquire
+     * reads it instead of walking the slots; walked once per period.
+     */
+    int64_t               usage_epoch;
+    uint64_t              usage_mtok;
 } tg_cluster_t;
 
 

@@ -26,6 +26,10 @@ static void tg_cluster_refill(tg_cluster_t *c, const tg_cluster_conf_t *cc,
 static int64_t tg_usage_epoch(const tg_cluster_conf_t *cc, tg_msec_t now_ms);
 static void tg_usage_add(tg_cluster_t *c, const tg_cluster_conf_t *cc,
     tg_mtok_t used_mtok, tg_msec_t now_ms);
+static uint64_t tg_usage_sum(tg_cluster_t *c, const tg_cluster_conf_t *cc,
+    tg_msec_t now_ms);
+static uint32_t tg_usage_permille(uint64_t used_mtok,
+    const tg_cluster_conf_t *cc);
 static uint64_t tg_usage_mtok(const tg_cluster_t *c,
     const tg_cluster_conf_t *cc, tg_msec_t now_ms);
 static uint64_t tg_app_burst_tps(const tg_app_conf_t *ac);
@@ -87,6 +91,9 @@ tg_cluster_init(tg_cluster_t *c, const tg_cluster_conf_t *cc,
     c->emergency = TG_EMERGENCY_OFF;
     c->emergency_until_ms = now_ms;
     c->auto_hold_until_ms = TG_MSEC_NEVER;
+
+    c->usage_epoch = epoch;
+    c->usage_mtok = 0;
 }
 
 
@@ -94,9 +101,15 @@ uint32_t
 tg_cluster_usage_permille(const tg_cluster_t *c, const tg_cluster_conf_t *cc,
     tg_msec_t now_ms)
 {
-    uint64_t  used_mtok, capacity_tps, window_mtok, whole, rest;
+    return tg_usage_permille(tg_usage_mtok(c, cc, now_ms), cc);
+}
 
-    used_mtok = tg_usage_mtok(c, cc, now_ms);
+
+static uint32_t
+tg_usage_permille(uint64_t used_mtok, const tg_cluster_conf_t *cc)
+{
+    uint64_t  capacity_tps, window_mtok, whole, rest;
+
     capacity_tps = tg_tokens_clamp(cc->capacity_tps);
 
     if (capacity_tps == 0) {
@@ -138,7 +151,9 @@ tg_cluster_emergency_active(tg_cluster_t *c, const tg_cluster_conf_t *cc,
         return c->emergency != TG_EMERGENCY_OFF;
     }
 
-    if (tg_cluster_usage_permille(c, cc, now_ms) >= cc->emergency_permille) {
+    if (tg_usage_permille(tg_usage_sum(c, cc, now_ms), cc)
+        >= cc->emergency_permille)
+    {
         c->emergency = TG_EMERGENCY_AUTO;
         c->emergency_until_ms = tg_msec_after(now_ms, tg_cluster_ttl_ms(cc));
     }
@@ -263,6 +278,31 @@ tg_usage_add(tg_cluster_t *c, const tg_cluster_conf_t *cc,
     }
 
     c->slot_mtok[i] = tg_mtok_add(c->slot_mtok[i], used_mtok);
+
+    if (c->usage_epoch == epoch && used_mtok > 0) {
+        c->usage_mtok += (uint64_t) used_mtok;
+    }
+}
+
+
+/*
+ * The same sum as tg_usage_mtok(), walked only when the slot period
+ * changed since the last walk; tg_usage_add() keeps it current between.
+ */
+
+static uint64_t
+tg_usage_sum(tg_cluster_t *c, const tg_cluster_conf_t *cc, tg_msec_t now_ms)
+{
+    int64_t  epoch;
+
+    epoch = tg_usage_epoch(cc, now_ms);
+
+    if (c->usage_epoch != epoch) {
+        c->usage_mtok = tg_usage_mtok(c, cc, now_ms);
+        c->usage_epoch = epoch;
+    }
+
+    return c->usage_mtok;
 }
 
 

@@ -79,6 +79,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     ngx_uint_t                      log;
     ngx_str_t                       id;
     tg_grant_t                      grant;
+    ngx_http_variable_value_t      *vv;
     tg_msec_t                       now_ms;
     struct timespec                 start;
     tg_cost_profile_t              *profile;
@@ -113,7 +114,18 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_complex_value(r, lcf->app, &id) != NGX_OK) {
+    if (lcf->app_index != NGX_ERROR) {
+        vv = ngx_http_get_indexed_variable(r, lcf->app_index);
+
+        if (vv == NULL || vv->not_found) {
+            ngx_str_null(&id);
+
+        } else {
+            id.data = vv->data;
+            id.len = vv->len;
+        }
+
+    } else if (ngx_http_complex_value(r, lcf->app, &id) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -181,8 +193,8 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cnode = ngx_http_tollgate_node_locked(zone, lcf->cluster, NULL, 0, NULL,
-                                          now_ms, r->connection->log);
+    cnode = ngx_http_tollgate_cluster_node_locked(zone, lcf->cluster, now_ms,
+                                                  r->connection->log);
     anode = ngx_http_tollgate_node_locked(zone, lcf->cluster, &app->id,
                                           app->hash, &app->conf, now_ms,
                                           r->connection->log);
@@ -808,6 +820,28 @@ ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     zone->shpool->log_nomem = 0;
 
     return NGX_OK;
+}
+
+
+ngx_http_tollgate_node_t *
+ngx_http_tollgate_cluster_node_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, tg_msec_t now_ms, ngx_log_t *log)
+{
+    ngx_http_tollgate_node_t  *tn;
+
+    if (cluster->node_zone == zone) {
+        return cluster->node;
+    }
+
+    tn = ngx_http_tollgate_node_locked(zone, cluster, NULL, 0, NULL, now_ms,
+                                       log);
+
+    if (tn != NULL) {
+        cluster->node = tn;
+        cluster->node_zone = zone;
+    }
+
+    return tn;
 }
 
 

@@ -115,8 +115,8 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, 0, NULL,
-                                          now_ms, r->connection->log);
+    cnode = ngx_http_tollgate_cluster_node_locked(zone, ctx->cluster, now_ms,
+                                                  r->connection->log);
     anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, &ctx->app,
                                           ngx_hash_key(ctx->app.data,
                                                        ctx->app.len),

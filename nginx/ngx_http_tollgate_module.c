@@ -46,6 +46,7 @@ static char *ngx_http_tollgate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tollgate_degradation(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_tollgate_plain_name(ngx_str_t *s);
 static ngx_int_t ngx_http_tollgate_init_process(ngx_cycle_t *cycle);
 static void ngx_http_tollgate_exit_process(ngx_cycle_t *cycle);
 
@@ -544,6 +545,7 @@ ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enable = NGX_CONF_UNSET;
+    conf->app_index = NGX_ERROR;
     conf->dry_run = NGX_CONF_UNSET;
     conf->headers = NGX_CONF_UNSET;
     conf->missing_status = NGX_CONF_UNSET_UINT;
@@ -570,6 +572,7 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->enable = prev->enable;
         conf->shm_zone = prev->shm_zone;
         conf->app = prev->app;
+        conf->app_index = prev->app_index;
     }
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
@@ -825,6 +828,23 @@ ngx_http_tollgate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 ngx_http_tollgate_bad_value(cf, cmd, &value[i],
                                             "empty application id");
                 return NGX_CONF_ERROR;
+            }
+
+            /* a lone variable is read by index, cheaper than a script */
+
+            if (s.len > 1 && s.data[0] == '$'
+                && ngx_http_tollgate_plain_name(&s) == NGX_OK)
+            {
+                s.data++;
+                s.len--;
+
+                tlcf->app_index = ngx_http_get_variable_index(cf, &s);
+                if (tlcf->app_index == NGX_ERROR) {
+                    return NGX_CONF_ERROR;
+                }
+
+                s.data--;
+                s.len++;
             }
 
             tlcf->app = ngx_palloc(cf->pool,
@@ -1751,6 +1771,25 @@ ngx_http_tollgate_bad_value(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* 1 for the characters of an id: A-Z a-z 0-9 . _ - */
+
+static const u_char  ngx_http_tollgate_id_chars[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1
+};
+
+
 ngx_int_t
 ngx_http_tollgate_valid_id(ngx_str_t *id)
 {
@@ -1763,14 +1802,28 @@ ngx_http_tollgate_valid_id(ngx_str_t *id)
     last = id->data + id->len;
 
     for (p = id->data; p < last; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-            || (*p >= '0' && *p <= '9')
-            || *p == '.' || *p == '_' || *p == '-')
-        {
-            continue;
+        if (!ngx_http_tollgate_id_chars[*p]) {
+            return NGX_ERROR;
         }
+    }
 
-        return NGX_ERROR;
+    return NGX_OK;
+}
+
+
+/* "$name" with nothing around it: letters, digits and "_" after "$" */
+
+static ngx_int_t
+ngx_http_tollgate_plain_name(ngx_str_t *s)
+{
+    u_char  *p;
+
+    for (p = s->data + 1; p < s->data + s->len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_'))
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

@@ -45,6 +45,13 @@ typedef struct {
     ngx_uint_t                   hash;
     tg_cluster_conf_t            conf;
     ngx_flag_t                   declared;    /* by tollgate_cluster_capacity */
+
+    /*
+     * This worker's pointer to the cluster's node in node_zone: cluster
+     * nodes are never evicted, so it stays valid for the zone's life.
+     */
+    struct ngx_http_tollgate_node_s  *node;
+    void                        *node_zone;
 } ngx_http_tollgate_cluster_t;
 
 
@@ -108,7 +115,7 @@ typedef struct {
 
 /* shared memory: one node per cluster and per (cluster, application) */
 
-typedef struct {
+typedef struct ngx_http_tollgate_node_s {
     u_char                       color;
     u_char                       is_cluster;
     u_char                       cluster_len;
@@ -199,6 +206,7 @@ typedef struct {
 typedef struct {
     ngx_shm_zone_t              *shm_zone;    /* NULL: limiting off */
     ngx_http_complex_value_t    *app;
+    ngx_int_t                    app_index;   /* app=$var: its index */
     ngx_str_t                    cluster_id;
     ngx_http_tollgate_cluster_t *cluster;
 
@@ -257,6 +265,9 @@ extern ngx_str_t  ngx_http_tollgate_decision_names[];
 
 
 ngx_int_t ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_http_tollgate_node_t *ngx_http_tollgate_cluster_node_locked(
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    tg_msec_t now_ms, ngx_log_t *log);
 ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_str_t *app_id, ngx_uint_t app_hash, tg_app_conf_t *app_conf,
