@@ -23,6 +23,8 @@ MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
 
 .PHONY: test-vectors
 
+.PHONY: test-distributed bench-distributed
+
 all: core module admin web
 
 deps:
@@ -123,6 +125,7 @@ test: deps all
 	$(MAKE) test-unit
 	$(MAKE) test-vectors
 	$(MAKE) test-nginx
+	$(MAKE) test-distributed
 	$(MAKE) test-deploy
 	$(MAKE) test-admin
 	$(MAKE) test-web
@@ -136,6 +139,11 @@ test-vectors: core
 
 test-nginx: module
 	$(PYTHON) -m pytest -q tests/nginx
+
+# distributed mode: gateways sharing real Redis (a single server,
+# Sentinel, Redis Cluster); about 2 minutes
+test-distributed: module
+	$(PYTHON) -m pytest -q tests/distributed
 
 # `make run` end to end: the script, its storage upstream, its cleanup
 test-deploy: module
@@ -160,6 +168,11 @@ run: deps all
 bench: deps all
 	@scripts/deps.sh bench
 	@bench/run.sh
+
+# Redis calls per 1000 requests and lease hit rate at a steady rate
+bench-distributed: deps module
+	@scripts/deps.sh bench
+	$(PYTHON) bench/distributed.py
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+"""Distributed mode at a steady rate: Redis calls per 1000 requests and
+the L3 (lease) hit rate, for one application.
+
+One gateway (Debian's nginx with the module, master and two workers, the
+fixture code of tests/nginx) in front of a 1 KiB static file, one local
+redis-server holding the quotas.  wrk drives one application at about
+BENCH_RATE requests/s (bench/distributed.lua paces each connection) for
+a warm-up, then for BENCH_SECONDS; over that second run:
+
+- Redis calls, per 1000 requests the gateway decided: the script calls
+  the server ran (EVALSHA and EVAL in INFO commandstats), plus the plain
+  commands the gateway sent (tollgate_redis_calls_total{script="command"}:
+  commandstats cannot tell them from the commands scripts run inside);
+- hit rate: tollgate_l3_hits_total / (hits + misses) from /metrics, the
+  module's own ratio (a request waiting for a refill counts a miss each
+  time it looks again);
+- requests paid from the lease: hits / requests decided.
+
+Targets (issue 3): at most 1 call per 1000 requests and at least 99 %
+hits at a steady 5000 requests/s.  The figures go to
+bench/distributed.json and to their own section of docs/benchmarks.md,
+between two marker comments, leaving the rest of that file alone.
+
+Usage:
+  bench/distributed.py          measure, then write the JSON and the doc
+  bench/distributed.py --doc    write the doc section again from the JSON
+"""
+
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests/distributed"))
+
+RESULTS = HERE / "distributed.json"
+DOC = ROOT / "docs/benchmarks.md"
+BEGIN = "<!-- bench/distributed.py: begin -->"
+END = "<!-- bench/distributed.py: end -->"
+
+RATE = int(os.environ.get("BENCH_RATE", "5000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+WARM_SECONDS = int(os.environ.get("BENCH_WARM_SECONDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
+WRK = os.environ.get("BENCH_WRK", "/usr/bin/wrk")
+
+
+def wrk(port, seconds, pause_ms):
+    done = subprocess.run(
+        [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+         "-s", str(HERE / "distributed.lua"),
+         f"http://127.0.0.1:{port}/static/obj/1k", "--", str(pause_ms)],
+        capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        sys.exit(f"wrk failed:\n{done.stdout}{done.stderr}")
+    line = next(line for line in done.stdout.splitlines()
+                if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def counters(gw, r):
+    """What the gateway and Redis counted so far."""
+    m = gw.metrics()
+    stats = r.info("commandstats")
+    calls = {name[len("cmdstat_"):]: s["calls"] for name, s in stats.items()}
+    by_script = {s.labels["script"]: s.value
+                 for s in m.samples("tollgate_redis_calls_total")
+                 if s.labels["result"] == "ok"}
+    failed = sum(s.value for s in m.samples("tollgate_redis_calls_total")
+                 if s.labels["result"] != "ok")
+    return {
+        "hits": m.value("tollgate_l3_hits_total"),
+        "fail_open": m.value("tollgate_fail_open_total"),
+        "checks": m.value("tollgate_check_duration_seconds_count"),
+        "checks_within_1ms": m.value(
+            "tollgate_check_duration_seconds_bucket", le="0.001000"),
+        "misses": m.value("tollgate_l3_misses_total"),
+        "decided": sum(s.value for s in m.samples("tollgate_requests_total")
+                       if s.labels.get("app") == "bench"),
+        "redis_commands": calls,
+        "gateway_calls": by_script,
+        "gateway_failed": failed,
+    }
+
+
+def difference(after, before):
+    out = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            out[key] = {k: v - before[key].get(k, 0)
+                        for k, v in value.items()}
+        else:
+            out[key] = value - before[key]
+    return out
+
+
+def measure():
+    import tgdist
+    import tgnginx
+
+    redis_server = tgdist.RedisServer(name="bench-redis").start()
+    gw = tgnginx.Gateway(
+        http=tgdist.distributed_http(redis_server.addr, "bench"),
+        cluster="tollgate_cluster bench;")
+    # a static file, so the gateway's only upstream is the disk
+    gw.snippets["server"] = f"""
+        location /static/ {{
+            tollgate zone=tg app=$http_x_app_id;
+            alias {gw.prefix}/data/;
+        }}
+"""
+    try:
+        r = redis_server.client()
+        tgdist.put_cluster(r, "bench", capacity=10000000)
+        tgdist.put_app(r, "bench", "bench", 1000000)
+        gw.start()
+
+        # each connection makes a request every pause + reply time: the
+        # warm-up measures the reply time, the run uses the pause that
+        # gives RATE with it
+        pause_ms = max(1, round(CONNECTIONS * 1000 / RATE))
+        warm = wrk(gw.port, WARM_SECONDS, pause_ms)
+        reply_ms = (CONNECTIONS * 1000 * warm["duration_us"] / 1e6
+                    / max(1, warm["requests"]) - pause_ms)
+        pause_ms = max(1, round(CONNECTIONS * 1000 / RATE - reply_ms))
+
+        load_before = os.getloadavg()
+        before = counters(gw, r)
+        run = wrk(gw.port, SECONDS, pause_ms)
+        after = counters(gw, r)
+        load_after = os.getloadavg()
+
+        problems = gw.stop() + gw.error_log_problems()
+        if problems:
+            sys.exit("nginx logged:\n" + "\n".join(problems))
+    finally:
+        gw.stop()
+        gw.cleanup()
+        redis_server.cleanup()
+
+    delta = difference(after, before)
+    scripts = sum(delta["redis_commands"].get(name, 0)
+                  for name in ("evalsha", "eval", "evalsha_ro", "eval_ro"))
+    commands = scripts + delta["gateway_calls"].get("command", 0)
+    decided = delta["decided"]
+    seconds = run["duration_us"] / 1e6
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc)
+                .strftime("%Y-%m-%d %H:%M"),
+        "commit": git_commit(),
+        "nproc": os.cpu_count(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
+        "connections": CONNECTIONS,
+        "pause_ms": pause_ms,
+        "target_rate": RATE,
+        "seconds": round(seconds, 2),
+        "wrk_requests": run["requests"],
+        "rate": round(run["requests"] / seconds),
+        "errors": run["errors"] + run["non_2xx"],
+        "latency_ms": {k: v / 1000 for k, v in run["latency_us"].items()},
+        "decided": int(decided),
+        "script_calls": int(scripts),
+        "redis_calls": int(commands),
+        "calls_per_1000": round(commands * 1000 / decided, 3),
+        "gateway_calls": {k: int(v) for k, v in
+                          delta["gateway_calls"].items() if v},
+        "gateway_failed": int(delta["gateway_failed"]),
+        "hits": int(delta["hits"]),
+        "misses": int(delta["misses"]),
+        "fail_open": int(delta["fail_open"]),
+        "checks_over_1ms": int(delta["checks"] - delta["checks_within_1ms"]),
+        "hit_rate": round(delta["hits"]
+                          / max(1, delta["hits"] + delta["misses"]), 5),
+        "paid_from_lease": round(delta["hits"] / max(1, decided), 5),
+    }
+
+
+def git_commit():
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse",
+                                 "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status",
+                                "--porcelain", "--", "nginx", "core",
+                                "redis"], capture_output=True,
+                               text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return commit + (" with uncommitted changes to nginx/, core/ or redis/"
+                     if dirty else "")
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def section(res):
+    calls = ", ".join(f"{k} {v}" for k, v in res["gateway_calls"].items())
+    return f"""{BEGIN}
+## Distributed mode at a steady rate
+
+Generated by `/usr/bin/python3 bench/distributed.py` (edit that script,
+not this section; `bench/distributed.py --doc` writes it again from
+bench/distributed.json).  One gateway (nginx, two workers) serves a
+1 KiB file to one application whose quota never refuses; its quotas live
+in a local `redis-server`.  wrk paces {res["connections"]} connections
+(each waits {res["pause_ms"]} ms after a reply) for a steady rate, first
+for a warm-up, then for the {res["seconds"]} s measured here.  Redis
+calls are the script calls the server counted (`EVALSHA` and `EVAL` in
+`INFO commandstats`) over that run, plus the plain commands the gateway
+counted (Redis also counts the commands scripts run inside, so its total
+would overstate them); the hit rate is the module's `tollgate_l3_hits_total / (hits + misses)`.
+
+| what | value |
+|---|---|
+| date (UTC) | {res["date"]} |
+| commit measured | {res["commit"]} |
+| nproc, load average before / after | {res["nproc"]}, {" ".join(map(str, res["load_before"]))} / {" ".join(map(str, res["load_after"]))} |
+| rate (target {res["target_rate"]}) | {res["rate"]:,} requests/s, {res["wrk_requests"]:,} requests, {res["errors"]} errors |
+| latency p50 / p99 (wrk) | {res["latency_ms"]["p50"]:.2f} / {res["latency_ms"]["p99"]:.2f} ms |
+| requests decided by Tollgate | {res["decided"]:,} |
+| Redis calls | {res["redis_calls"]}: {res["script_calls"]} script calls counted by Redis, the rest plain commands |
+| the gateway's calls, by script | {calls}; {res["gateway_failed"]} failed |
+| **Redis calls per 1000 requests** | **{res["calls_per_1000"]}** (target at most 1: {verdict(res["calls_per_1000"] <= 1)}) |
+| **L3 hit rate** | **{100 * res["hit_rate"]:.2f} %** (target at least 99 %: {verdict(res["hit_rate"] >= 0.99)}) |
+| requests paid from the lease | {100 * res["paid_from_lease"]:.2f} % |
+| decisions that took over 1 ms (waited for a refill) | {res["checks_over_1ms"]} |
+| admitted without a decision (Redis too slow) | {res["fail_open"]} |
+
+The calls a gateway makes do not grow with the request rate as long as
+the leases cover it: usage reports run every 100 ms (or every 1000
+operations), heartbeats every second, refills when a lease falls below
+20 % of its target.  At a lower rate the same calls are spread over
+fewer requests.
+
+    BENCH_RATE=5000 BENCH_SECONDS=10 /usr/bin/python3 bench/distributed.py
+{END}
+"""
+
+
+def write_doc(res):
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    new = section(res)
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?",
+                         re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: new, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + new
+    DOC.write_text(text)
+
+
+def main():
+    if sys.argv[1:] == ["--doc"]:
+        res = json.loads(RESULTS.read_text())
+    elif sys.argv[1:]:
+        sys.exit(__doc__)
+    else:
+        res = measure()
+        RESULTS.write_text(json.dumps(res, indent=2) + "\n")
+    write_doc(res)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
