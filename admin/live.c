@@ -6,12 +6,21 @@
  * difference with the previous second, keeps the result in a ring
  * buffer per cluster and per application, and renders the snapshot that
  * /api/v1/metrics/realtime answers and the WebSocket pushes.
+ *
+ * The runtime hashes are the scripts' (docs/redis-scripts.md): balances
+ * stored as they were at their last change, which the core library
+ * refills to now by the same rules, and counters of tokens that only
+ * grow.  Requests and rejections are counted by the gateways, per
+ * gateway (tg:{C}:gw:G), not per application.
  */
 
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <tg_core.h>
 
 #include "db.h"
 #include "http.h"
@@ -33,23 +42,31 @@ static const char  *tga_metric_names[TGA_M_N] = {
 };
 
 
+/* the counters of one sample: requests, or tokens taken and used */
+typedef struct {
+    int64_t               requests;
+    int64_t               rejected;
+    int64_t               taken_tokens;   /* granted_total - returned_total */
+    int64_t               used_tokens;
+} tga_counters_t;
+
+
 /* the counters of the previous sample, and the history of one series */
 typedef struct {
     char                  key[140];     /* "C", "C/A" or "C#G"; "" free */
     int64_t               sample_ms;
-    int64_t               requests;
-    int64_t               rejected;
-    int64_t               granted;
+    tga_counters_t        last;
 
     int64_t              *ring_s;       /* second each slot was taken */
-    float               (*ring)[TGA_M_N];
+    float               (*ring)[TGA_M_N];   /* NAN: not measured */
 } tga_series_t;
 
 
 typedef struct {
     double                requests_per_s;
     double                rejection_rate;
-    double                granted_per_s;
+    double                taken_per_s;
+    double                used_per_s;
 } tga_rates_t;
 
 
@@ -164,35 +181,45 @@ tga_field_int(redisReply *r, size_t i)
 }
 
 
+static int
+tga_field_present(redisReply *r, size_t i)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && i < r->elements
+           && r->element[i]->type == REDIS_REPLY_STRING;
+}
+
+
 /*
  * Rates since the previous sample of the series.  A counter that went
- * back (a restart) counts from zero again rather than going negative.
+ * back (a restart, a state hash that expired) counts from zero again
+ * rather than going negative.
  */
 static tga_rates_t
-tga_series_rates(tga_series_t *s, int64_t now_ms, int64_t requests,
-    int64_t rejected, int64_t granted)
+tga_series_rates(tga_series_t *s, int64_t now_ms, const tga_counters_t *c)
 {
-    double       dt_s;
-    tga_rates_t  rt;
+    double                 dt_s;
+    tga_rates_t            rt;
+    const tga_counters_t  *p;
 
     memset(&rt, 0, sizeof(rt));
     dt_s = (double) (now_ms - s->sample_ms) / 1000;
+    p = &s->last;
 
-    if (s->sample_ms && dt_s > 0 && requests >= s->requests
-        && rejected >= s->rejected && granted >= s->granted)
+    if (s->sample_ms && dt_s > 0 && c->requests >= p->requests
+        && c->rejected >= p->rejected && c->taken_tokens >= p->taken_tokens
+        && c->used_tokens >= p->used_tokens)
     {
-        rt.requests_per_s = (double) (requests - s->requests) / dt_s;
-        rt.granted_per_s = (double) (granted - s->granted) / dt_s;
-        rt.rejection_rate = requests > s->requests
-            ? (double) (rejected - s->rejected) / (double) (requests
-                                                            - s->requests)
+        rt.requests_per_s = (double) (c->requests - p->requests) / dt_s;
+        rt.taken_per_s = (double) (c->taken_tokens - p->taken_tokens) / dt_s;
+        rt.used_per_s = (double) (c->used_tokens - p->used_tokens) / dt_s;
+        rt.rejection_rate = c->requests > p->requests
+            ? (double) (c->rejected - p->rejected)
+              / (double) (c->requests - p->requests)
             : 0;
     }
 
     s->sample_ms = now_ms;
-    s->requests = requests;
-    s->rejected = rejected;
-    s->granted = granted;
+    s->last = *c;
 
     return rt;
 }
@@ -235,12 +262,22 @@ tga_live_config(void)
         "SELECT COALESCE(json_agg(json_build_object("
         " 'cluster_id', c.cluster_id, 'capacity', c.capacity,"
         " 'apps', COALESCE((SELECT json_agg(json_build_object("
-        "    'app_id', a.app_id, 'burst_quota', a.burst_quota)"
+        "    'app_id', a.app_id, 'guaranteed_quota', a.guaranteed_quota,"
+        "    'burst_quota', a.burst_quota)"
         "    ORDER BY a.app_id)"
         "   FROM applications a WHERE a.cluster_id = c.cluster_id),"
         "  '[]'::json)) ORDER BY c.cluster_id), '[]'::json)"
         " FROM clusters c", 0, NULL, &rc);
 }
+
+
+/* the fields of the pool and of state:A read, in this order */
+
+enum { TGA_POOL_LEVEL = 0, TGA_POOL_LAST, TGA_POOL_GRANTED,
+       TGA_POOL_RETURNED };
+
+enum { TGA_APP_G = 0, TGA_APP_G_LAST, TGA_APP_B, TGA_APP_B_LAST,
+       TGA_APP_DEBT, TGA_APP_GRANTED, TGA_APP_RETURNED, TGA_APP_USED };
 
 
 static void
@@ -249,7 +286,8 @@ tga_live_append_cluster(const char *id, const char *min_score)
     char         k_em[96], k_gws[96], k_pool[96];
     const char  *em[] = { "HGETALL", k_em };
     const char  *gws[] = { "ZRANGEBYSCORE", k_gws, min_score, "+inf" };
-    const char  *pool[] = { "HMGET", k_pool, "tokens", "granted" };
+    const char  *pool[] = { "HMGET", k_pool, "level_mtok", "last_ms",
+                            "granted_total", "returned_total" };
 
     snprintf(k_em, sizeof(k_em), "tg:{%s}:emergency", id);
     snprintf(k_gws, sizeof(k_gws), "tg:{%s}:gateways", id);
@@ -257,7 +295,7 @@ tga_live_append_cluster(const char *id, const char *min_score)
 
     (void) tga_redis_append(2, em);
     (void) tga_redis_append(4, gws);
-    (void) tga_redis_append(4, pool);
+    (void) tga_redis_append(6, pool);
 }
 
 
@@ -265,11 +303,12 @@ static void
 tga_live_append_app(const char *cluster_id, const char *app_id)
 {
     char         key[160];
-    const char  *argv[] = { "HMGET", key, "tokens", "granted", "requests",
-                            "rejected" };
+    const char  *argv[] = { "HMGET", key, "g_mtok", "g_last_ms", "b_mtok",
+                            "b_last_ms", "debt_mtok", "granted_total",
+                            "returned_total", "used_total" };
 
     snprintf(key, sizeof(key), "tg:{%s}:state:%s", cluster_id, app_id);
-    (void) tga_redis_append(6, argv);
+    (void) tga_redis_append(10, argv);
 }
 
 
@@ -277,14 +316,16 @@ tga_live_append_app(const char *cluster_id, const char *app_id)
 static tga_rates_t
 tga_live_gateways(const char *cluster_id, redisReply *gws, int64_t now_ms)
 {
-    char           key[160];
-    size_t         i;
-    redisReply    *r;
-    tga_rates_t    sum, rt;
-    tga_series_t  *s;
-    const char    *argv[] = { "HMGET", key, "requests", "rejected" };
+    char             key[160];
+    size_t           i;
+    redisReply      *r;
+    tga_rates_t      sum, rt;
+    tga_series_t    *s;
+    tga_counters_t   c;
+    const char      *argv[] = { "HMGET", key, "requests", "rejected" };
 
     memset(&sum, 0, sizeof(sum));
+    memset(&c, 0, sizeof(c));
 
     for (i = 0; gws && i < gws->elements; i++) {
         snprintf(key, sizeof(key), "tg:{%s}:gw:%s", cluster_id,
@@ -299,8 +340,9 @@ tga_live_gateways(const char *cluster_id, redisReply *gws, int64_t now_ms)
         s = tga_series_get(key);
 
         if (s) {
-            rt = tga_series_rates(s, now_ms, tga_field_int(r, 0),
-                                  tga_field_int(r, 1), 0);
+            c.requests = tga_field_int(r, 0);
+            c.rejected = tga_field_int(r, 1);
+            rt = tga_series_rates(s, now_ms, &c);
             sum.requests_per_s += rt.requests_per_s;
             sum.rejection_rate += rt.rejection_rate * rt.requests_per_s;
         }
@@ -316,43 +358,117 @@ tga_live_gateways(const char *cluster_id, redisReply *gws, int64_t now_ms)
 }
 
 
+/*
+ * An application's buckets refilled to now as the scripts would, from
+ * state:A; an application that never asked has full buckets, as the
+ * scripts create them.
+ */
+static void
+tga_live_app_balance(json_t *app, redisReply *r, int64_t now_ms,
+    tg_app_t *a)
+{
+    tg_app_conf_t  ac;
+
+    tg_app_conf_default(&ac);
+    ac.guaranteed_tps = (uint64_t) json_integer_value(
+                            json_object_get(app, "guaranteed_quota"));
+    ac.burst_tps = (uint64_t) json_integer_value(
+                       json_object_get(app, "burst_quota"));
+
+    if (!tga_field_present(r, TGA_APP_G_LAST)) {
+        tg_app_init(a, &ac, now_ms);
+        return;
+    }
+
+    a->guaranteed.level_mtok = tga_field_int(r, TGA_APP_G);
+    a->guaranteed.last_ms = tga_field_int(r, TGA_APP_G_LAST);
+    a->burst.level_mtok = tga_field_int(r, TGA_APP_B);
+    a->burst.last_ms = tga_field_int(r, TGA_APP_B_LAST);
+    a->debt_mtok = tga_field_int(r, TGA_APP_DEBT);
+
+    tg_app_refill(a, &ac, now_ms);
+}
+
+
+/* mtok to whole tokens: balances round down, debts up */
+#define tga_tokens_floor(mtok)                                               \
+    ((json_int_t) ((mtok) >= 0 ? (mtok) / TG_MTOK_PER_TOKEN                  \
+                   : -((-(mtok) + TG_MTOK_PER_TOKEN - 1)                     \
+                       / TG_MTOK_PER_TOKEN)))
+#define tga_tokens_ceil(mtok)                                                \
+    (-tga_tokens_floor(-(mtok)))
+
+
 static json_t *
 tga_live_app(const char *cluster_id, json_t *app, redisReply *r,
     int64_t now_ms)
 {
-    char           key[140];
-    float          m[TGA_M_N];
-    json_int_t     burst;
-    tga_rates_t    rt;
-    tga_series_t  *s;
-    const char    *app_id;
+    char             key[140];
+    float            m[TGA_M_N];
+    tg_app_t         a;
+    json_int_t       burst;
+    tga_rates_t      rt;
+    tga_series_t    *s;
+    tga_counters_t   c;
+    const char      *app_id;
 
     app_id = json_string_value(json_object_get(app, "app_id"));
     burst = json_integer_value(json_object_get(app, "burst_quota"));
     snprintf(key, sizeof(key), "%s/%s", cluster_id, app_id);
 
+    tga_live_app_balance(app, r, now_ms, &a);
+
+    memset(&c, 0, sizeof(c));
+    c.taken_tokens = tga_field_int(r, TGA_APP_GRANTED)
+                     - tga_field_int(r, TGA_APP_RETURNED);
+    c.used_tokens = tga_field_int(r, TGA_APP_USED);
+
     s = tga_series_get(key);
     memset(&rt, 0, sizeof(rt));
 
     if (s) {
-        rt = tga_series_rates(s, now_ms, tga_field_int(r, 2),
-                              tga_field_int(r, 3), tga_field_int(r, 1));
+        rt = tga_series_rates(s, now_ms, &c);
     }
 
-    m[TGA_M_RPS] = (float) rt.requests_per_s;
-    m[TGA_M_REJECT] = (float) rt.rejection_rate;
-    m[TGA_M_USAGE] = burst ? (float) (rt.granted_per_s * 100 / burst) : 0;
-    m[TGA_M_TOKENS] = (float) tga_field_int(r, 0);
+    /* requests are counted per gateway only: not an application's */
+    m[TGA_M_RPS] = NAN;
+    m[TGA_M_REJECT] = NAN;
+    m[TGA_M_USAGE] = burst ? (float) (rt.taken_per_s * 100 / burst) : 0;
+    m[TGA_M_TOKENS] = (float) tga_tokens_floor(a.guaranteed.level_mtok);
 
     if (s) {
         tga_series_record(s, now_ms, m);
     }
 
-    return json_pack("{s:s, s:I, s:f, s:f, s:f}", "app_id", app_id,
-                     "tokens", (json_int_t) m[TGA_M_TOKENS],
+    return json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f}",
+                     "app_id", app_id,
+                     "tokens", tga_tokens_floor(a.guaranteed.level_mtok),
+                     "burst_tokens", tga_tokens_floor(a.burst.level_mtok),
+                     "debt", tga_tokens_ceil(a.debt_mtok),
                      "usage_pct", (double) m[TGA_M_USAGE],
-                     "requests_per_s", (double) m[TGA_M_RPS],
-                     "rejection_rate", (double) m[TGA_M_REJECT]);
+                     "granted_per_s", rt.taken_per_s,
+                     "used_per_s", rt.used_per_s);
+}
+
+
+/* the pool's balance refilled to now; full when it was never used */
+static json_int_t
+tga_live_pool_tokens(redisReply *pool, json_int_t capacity, int64_t now_ms)
+{
+    tg_bucket_t  b;
+
+    if (!tga_field_present(pool, TGA_POOL_LAST)) {
+        return capacity;
+    }
+
+    b.level_mtok = tga_field_int(pool, TGA_POOL_LEVEL);
+    b.last_ms = tga_field_int(pool, TGA_POOL_LAST);
+
+    (void) tg_bucket_refill(&b, (uint64_t) capacity,
+                            (tg_mtok_t) capacity * TG_MTOK_PER_TOKEN,
+                            now_ms);
+
+    return tga_tokens_floor(b.level_mtok);
 }
 
 
@@ -363,14 +479,15 @@ tga_live_app(const char *cluster_id, json_t *app, redisReply *r,
 static json_t *
 tga_live_cluster(json_t *c, redisReply ***rep, int64_t now_ms)
 {
-    size_t         i;
-    float          m[TGA_M_N];
-    json_t        *apps, *app, *em_hash, *emergency;
-    json_int_t     capacity;
-    redisReply    *em, *gws, *pool;
-    tga_rates_t    rt, pool_rt;
-    tga_series_t  *s;
-    const char    *id;
+    size_t           i;
+    float            m[TGA_M_N];
+    json_t          *apps, *app, *em_hash, *emergency;
+    json_int_t       capacity, pool_tokens;
+    redisReply      *em, *gws, *pool;
+    tga_rates_t      rt, pool_rt;
+    tga_series_t    *s;
+    tga_counters_t   pc;
+    const char      *id;
 
     id = json_string_value(json_object_get(c, "cluster_id"));
     capacity = json_integer_value(json_object_get(c, "capacity"));
@@ -386,17 +503,23 @@ tga_live_cluster(json_t *c, redisReply ***rep, int64_t now_ms)
     }
 
     rt = tga_live_gateways(id, gws, now_ms);
+    pool_tokens = tga_live_pool_tokens(pool, capacity, now_ms);
+
+    memset(&pc, 0, sizeof(pc));
+    pc.taken_tokens = tga_field_int(pool, TGA_POOL_GRANTED)
+                      - tga_field_int(pool, TGA_POOL_RETURNED);
 
     s = tga_series_get(id);
     memset(&pool_rt, 0, sizeof(pool_rt));
     if (s) {
-        pool_rt = tga_series_rates(s, now_ms, 0, 0, tga_field_int(pool, 1));
+        pool_rt = tga_series_rates(s, now_ms, &pc);
     }
 
     m[TGA_M_RPS] = (float) rt.requests_per_s;
     m[TGA_M_REJECT] = (float) rt.rejection_rate;
-    m[TGA_M_USAGE] = (float) (pool_rt.granted_per_s * 100 / capacity);
-    m[TGA_M_TOKENS] = (float) tga_field_int(pool, 0);
+    m[TGA_M_USAGE] = capacity ? (float) (pool_rt.taken_per_s * 100
+                                         / capacity) : 0;
+    m[TGA_M_TOKENS] = (float) pool_tokens;
 
     if (s) {
         tga_series_record(s, now_ms, m);
@@ -406,10 +529,11 @@ tga_live_cluster(json_t *c, redisReply ***rep, int64_t now_ms)
     emergency = tga_emergency_json(em_hash);
     json_decref(em_hash);
 
-    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:o, s:I, s:o}",
+    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:o, s:I, s:o}",
         "cluster_id", id, "capacity", capacity,
-        "tokens", (json_int_t) m[TGA_M_TOKENS],
+        "tokens", pool_tokens,
         "usage_pct", (double) m[TGA_M_USAGE],
+        "granted_per_s", pool_rt.taken_per_s,
         "requests_per_s", (double) m[TGA_M_RPS],
         "rejection_rate", (double) m[TGA_M_REJECT],
         "emergency", emergency,
@@ -568,18 +692,17 @@ tga_gateway_json(const char *cluster_id, const char *gw_id, double seen_ms,
                   ? strtoll(json_string_value(json_object_get(h, name)),    \
                             NULL, 10) : 0)
 
+    /* heartbeat.lua writes the hit rate per mille */
     gw = json_pack(
         "{s:s, s:s, s:I, s:b, s:I, s:f, s:I, s:I, s:I, s:I, s:s}",
         "gateway_id", gw_id, "cluster_id", cluster_id,
         "last_heartbeat_ms", (json_int_t) seen_ms,
         "alive", now_ms - (int64_t) seen_ms < TGA_GATEWAY_LIVE_MS,
         "level", TGA_H_INT("level"),
-        "hit_rate", json_string_value(json_object_get(h, "hit_rate"))
-                    ? atof(json_string_value(json_object_get(h, "hit_rate")))
-                    : 0.0,
+        "hit_rate", (double) TGA_H_INT("hit_rate_permille") / 1000,
+        "hit_rate_permille", TGA_H_INT("hit_rate_permille"),
         "requests", TGA_H_INT("requests"),
         "rejected", TGA_H_INT("rejected"),
-        "version", TGA_H_INT("version"),
         "updated_ms", TGA_H_INT("updated_ms"),
         "forced_level", forced ? json_string_value(forced) : "auto");
 
@@ -685,7 +808,9 @@ tga_history_points(tga_series_t *s, int metric, int64_t start_s,
 
         for (u = t - step_s + 1; u <= t; u++) {
             slot = (size_t) (u % TGA_RING_S);
-            if (u > 0 && s->ring_s[slot] == u) {
+            if (u > 0 && s->ring_s[slot] == u
+                && !isnan(s->ring[slot][metric]))
+            {
                 sum += s->ring[slot][metric];
                 n++;
             }

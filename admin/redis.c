@@ -339,7 +339,7 @@ tga_redis_script_text(const char *name)
     char                   file[128];
     const tga_embedded_t  *s;
 
-    snprintf(file, sizeof(file), "admin_%s.lua", name);
+    snprintf(file, sizeof(file), "%s.lua", name);
 
     for (s = tga_scripts; s->name; s++) {
         if (strcmp(s->name, file) == 0) {
@@ -355,27 +355,83 @@ tga_redis_script_text(const char *name)
  * EVAL rather than EVALSHA: Redis caches the compiled script by its
  * digest anyway, and EVAL needs no reload after Redis restarts empty.
  */
+int
+tga_redis_eval_init(tga_redis_eval_t *e, const char *name, int nkeys,
+    int argc, const char **argv)
+{
+    int  i;
+
+    e->argv[1] = tga_redis_script_text(name);
+
+    if (e->argv[1] == NULL || argc + 3 > TGA_REDIS_EVAL_ARGS) {
+        tga_log_error("msg=\"script not embedded or too many arguments\" "
+                      "script=%s args=%d", name, argc);
+        return TGA_ERROR;
+    }
+
+    snprintf(e->nkeys, sizeof(e->nkeys), "%d", nkeys);
+    e->argv[0] = "EVAL";
+    e->argv[2] = e->nkeys;
+
+    for (i = 0; i < argc; i++) {
+        e->argv[i + 3] = argv[i];
+    }
+
+    e->argc = argc + 3;
+
+    return TGA_OK;
+}
+
+
 redisReply *
 tga_redis_script(const char *name, int nkeys, int argc, const char **argv)
 {
-    int          i;
-    char         nkeys_text[16];
-    const char  *full[24];
+    tga_redis_eval_t  e;
 
-    if (argc + 3 > (int) (sizeof(full) / sizeof(full[0]))) {
+    if (tga_redis_eval_init(&e, name, nkeys, argc, argv) != TGA_OK) {
         return NULL;
     }
 
-    snprintf(nkeys_text, sizeof(nkeys_text), "%d", nkeys);
-    full[0] = "EVAL";
-    full[1] = tga_redis_script_text(name);
-    full[2] = nkeys_text;
+    return tga_redis_cmd(e.argc, e.argv);
+}
 
-    for (i = 0; i < argc; i++) {
-        full[i + 3] = argv[i];
+
+redisReply *
+tga_redis_multi(int n, const int *argc, const char **const *argv)
+{
+    int          i;
+    const char  *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+    redisReply  *r;
+
+    if (tga_redis_append(1, multi) != TGA_OK) {
+        return NULL;
     }
 
-    return tga_redis_cmd(argc + 3, full);
+    for (i = 0; i < n; i++) {
+        (void) tga_redis_append(argc[i], argv[i]);
+    }
+
+    (void) tga_redis_append(1, exec);
+
+    /* OK, then QUEUED for each command: a refused one aborts the EXEC */
+    for (i = 0; i <= n; i++) {
+        r = tga_redis_read();
+        if (r == NULL && tga_rc == NULL) {
+            return NULL;
+        }
+
+        freeReplyObject(r);
+    }
+
+    r = tga_redis_read();
+
+    if (r && (r->type != REDIS_REPLY_ARRAY || (int) r->elements != n)) {
+        tga_log_error("msg=\"redis transaction not run\" commands=%d", n);
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
 }
 
 

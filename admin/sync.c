@@ -100,7 +100,8 @@ tga_sync_app(json_t *app)
     argv[9] = tga_sync_text(app, "max_borrow", n[4], sizeof(n[4]));
     argv[10] = tga_sync_text(app, "cost_profile", n[0], 0);
 
-    tga_sync_result(tga_redis_script("put_app", 3, 11, argv), "app", app_id);
+    tga_sync_result(tga_redis_script("admin_put_app", 3, 11, argv), "app",
+                    app_id);
 }
 
 
@@ -114,7 +115,8 @@ tga_sync_app_ids_delete(const char *cluster_id, const char *app_id)
     argv[3] = app_id;
     argv[4] = cluster_id;
 
-    tga_sync_result(tga_redis_script("del_app", 3, 5, argv), "app", app_id);
+    tga_sync_result(tga_redis_script("admin_del_app", 3, 5, argv), "app",
+                    app_id);
 }
 
 
@@ -145,7 +147,7 @@ tga_sync_cluster(json_t *cluster)
     argv[4] = tga_sync_text(cluster, "reserved_ratio", n[2], sizeof(n[2]));
     argv[5] = id;
 
-    tga_sync_result(tga_redis_script("put_cluster", 2, 6, argv),
+    tga_sync_result(tga_redis_script("admin_put_cluster", 2, 6, argv),
                     "cluster", id);
 }
 
@@ -165,8 +167,8 @@ tga_sync_profile(json_t *profile)
     argv[1] = tga_sync_text(profile, "name", n[0], 0);
     argv[2] = value;
 
-    tga_sync_result(tga_redis_script("set_global", 1, 3, argv), "profile",
-                    argv[1]);
+    tga_sync_result(tga_redis_script("admin_set_global", 1, 3, argv),
+                    "profile", argv[1]);
 }
 
 

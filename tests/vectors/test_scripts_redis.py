@@ -195,21 +195,6 @@ def test_operator_actions_are_recorded_with_who_and_why(cluster):
     assert state["set_by"] == "carol"
 
 
-def test_an_emergency_written_by_the_admin_is_obeyed(cluster):
-    """redis/admin_emergency.lua writes the same hash: acquire reads it."""
-    admin = (SCRIPTS / "admin_emergency.lua").read_text()
-    cluster.put_app("p2", guaranteed_quota=10, burst_quota=10, priority=2)
-    keys = [cluster.key("emergency"), cluster.key("version")]
-
-    cluster.r.eval(admin, 2, *keys, 1, "test", T0 + 30000, "admin",
-                   cluster.cid)
-    assert cluster.acquire("p2", 1, 1, T0)[:4] == [0, 0, 1, 30000]
-
-    cluster.r.eval(admin, 2, *keys, 0, "test", T0 + 30000, "admin",
-                   cluster.cid)
-    assert cluster.acquire("p2", 1, 1, T0)[:2] == [0, 1]
-
-
 # reconcile
 
 def test_reconcile_corrects_the_pool_after_a_lost_state(cluster):
