@@ -68,6 +68,19 @@ class SharedQuota:
     def loads(self):
         return self.hot + self.calm
 
+    def busiest_second(self):
+        """The most requests of hot admitted within one second, once the
+        first two seconds have emptied the initial bucket."""
+        start = min(s.at for load in self.hot for s in load.replies)
+        times = sorted(s.at for load in self.hot
+                       for s in load.samples(200, since=start + 2))
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def check(self, label):
         admitted_tokens = GET_COST * sum(load.count(200) for load in self.hot)
         sent = sum(len(load.replies) for load in self.hot)
@@ -76,12 +89,15 @@ class SharedQuota:
         lease_bound = self.watch.bound()
         overshoot = admitted_tokens - exact
 
+        busiest = GET_COST * self.busiest_second()
+
         print(f"\n[{label}] hot: {sent} requests in {duration:.2f} s "
               f"({GET_COST * sent / duration:.0f} tokens/s offered), "
               f"admitted {admitted_tokens} tokens; G x T + B = {exact:.0f}; "
               f"lease bound {lease_bound} tokens (held {self.watch.held}, "
               f"targets {self.watch.target}); "
-              f"measured overshoot {overshoot:+.0f} tokens")
+              f"measured overshoot {overshoot:+.0f} tokens; busiest second "
+              f"after the first two: {busiest} tokens (G = {HOT_TPS})")
 
         for load in self.loads:
             assert set(load.statuses()) <= {200, 429}, load.statuses()
@@ -90,6 +106,8 @@ class SharedQuota:
         assert GET_COST * sent > 2.7 * HOT_TPS * duration, "too little load"
         assert admitted_tokens <= exact + lease_bound, (
             f"admitted {admitted_tokens} > bound {exact + lease_bound}")
+        # any one second: its refill, the bucket, what leases held
+        assert busiest <= HOT_TPS + HOT_TPS + lease_bound, busiest
 
         # and the quota is not stranded in leases: the app gets most of it
         assert admitted_tokens >= 0.85 * HOT_TPS * duration, admitted_tokens
