@@ -254,6 +254,12 @@ ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
     ac.burst_tps = ngx_max(d->burst_tps / live, ac.guaranteed_tps);
     ac.priority = d->priority;
 
+    /* in a known emergency, as in Redis: priority 1 gets no burst */
+
+    if (dc->emergency && d->priority >= 1) {
+        ac.burst_tps = ac.guaranteed_tps;
+    }
+
     /* the cluster's pool is Redis's; locally only the shares bind */
 
     tg_cluster_conf_default(&cc);

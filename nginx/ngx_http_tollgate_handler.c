@@ -177,6 +177,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ctx->app = app->id;
     ctx->app_conf = app;
+    ctx->capacity_tps = lcf->cluster->conf.capacity_tps;
     ctx->guaranteed_tps = app->conf.guaranteed_tps;
     ctx->burst_tps = app->conf.burst_tps;
     ctx->max_borrow_tokens = app->conf.max_borrow_tokens;
@@ -614,15 +615,8 @@ ngx_http_tollgate_policy(u_char *p, u_char *last, ngx_http_tollgate_ctx_t *ctx)
                          (unsigned long long) ctx->max_borrow_tokens);
     }
 
-    /* in distributed mode the capacity lives in Redis and is left out */
-
-    if (ctx->cluster->conf.capacity_tps) {
-        p = ngx_slprintf(p, last, ", \"cluster\";q=%uL;w=1",
-                         (unsigned long long)
-                             ctx->cluster->conf.capacity_tps);
-    }
-
-    return p;
+    return ngx_slprintf(p, last, ", \"cluster\";q=%uL;w=1",
+                        (unsigned long long) ctx->capacity_tps);
 }
 
 

@@ -266,6 +266,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         ctx->charged = 1;
     }
 
+    ctx->capacity_tps = cnode->u.dcluster.capacity_tps
+                        ? cnode->u.dcluster.capacity_tps
+                        : ctx->cluster->conf.capacity_tps;
     ctx->guaranteed_tps = d->guaranteed_tps;
     ctx->burst_tps = d->burst_tps;
     ctx->max_borrow_tokens = d->max_borrow_tokens;

@@ -106,6 +106,7 @@ typedef struct {
 
 typedef struct {
     tg_cluster_t                 local;          /* for the local shares */
+    uint64_t                     capacity_tps;   /* as Redis has it */
     uint64_t                     config_version;
     uint32_t                     live_gateways;
     unsigned                     emergency:1;
@@ -249,6 +250,7 @@ typedef struct {
     struct timespec              start;
 
     /* the quotas named by the RateLimit-Policy header */
+    uint64_t                     capacity_tps;
     uint64_t                     guaranteed_tps;
     uint64_t                     burst_tps;
     uint64_t                     max_borrow_tokens;

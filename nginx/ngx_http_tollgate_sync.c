@@ -59,6 +59,8 @@ static void ngx_http_tollgate_on_acquire(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_report(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_seed(redisReply *reply, void *data);
+static void ngx_http_tollgate_read_capacity(ngx_http_tollgate_call_t *call);
+static void ngx_http_tollgate_on_capacity(redisReply *reply, void *data);
 static ngx_http_tollgate_call_t *ngx_http_tollgate_call_create(
     ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app);
@@ -748,6 +750,10 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
 
     version = (uint64_t) ngx_http_tollgate_reply_int(reply, 1);
 
+    if (version != dc->config_version || dc->capacity_tps == 0) {
+        ngx_http_tollgate_read_capacity(call);
+    }
+
     if (version == dc->config_version) {
         goto done;
     }
@@ -783,6 +789,63 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
 done:
 
     ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_free(call);
+}
+
+
+/* the capacity, for the "cluster" policy of RateLimit-Policy */
+
+static void
+ngx_http_tollgate_read_capacity(ngx_http_tollgate_call_t *call)
+{
+    ngx_str_t                  argv[3];
+    ngx_http_tollgate_call_t  *copy;
+    u_char                     key[NGX_HTTP_TOLLGATE_KEY_LEN];
+
+    copy = ngx_http_tollgate_call_create(call->mcf, call->zone,
+                                         call->cluster, NULL);
+    if (copy == NULL) {
+        return;
+    }
+
+    ngx_str_set(&argv[0], "HGET");
+    ngx_http_tollgate_key(&argv[1], key, call->cluster, "cluster", NULL);
+    ngx_str_set(&argv[2], "capacity");
+
+    if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_COMMAND,
+                                     &call->cluster->id, 0, 3, argv,
+                                     ngx_http_tollgate_on_capacity, copy)
+        != NGX_OK)
+    {
+        ngx_free(copy);
+    }
+}
+
+
+static void
+ngx_http_tollgate_on_capacity(redisReply *reply, void *data)
+{
+    ngx_int_t                  n;
+    ngx_http_tollgate_node_t  *cnode;
+    ngx_http_tollgate_call_t  *call;
+
+    call = data;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) reply->str, reply->len);
+
+        if (n != NGX_ERROR) {
+            ngx_shmtx_lock(&call->zone->shpool->mutex);
+
+            cnode = ngx_http_tollgate_call_node_locked(call, 1);
+            if (cnode != NULL) {
+                cnode->u.dcluster.capacity_tps = (uint64_t) n;
+            }
+
+            ngx_shmtx_unlock(&call->zone->shpool->mutex);
+        }
+    }
+
     ngx_free(call);
 }
 
