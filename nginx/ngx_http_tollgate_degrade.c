@@ -110,11 +110,15 @@ ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
 
     log_level = (to > from) ? NGX_LOG_WARN : NGX_LOG_NOTICE;
 
+    /* a p99 past the last bucket reads as "over 1 s" */
+
     ngx_log_error(log_level, ngx_cycle->log,
                   0, "tollgate: gateway \"%V\" degradation level %d (%s) "
-                  "-> %d (%s): %s; redis p99 %uD us, errors %uD.%uD %%",
+                  "-> %d (%s): %s; redis p99 %s%uD us, errors %uD.%uD %%",
                   &mcf->gateway_id, from, tg_health_level_name(from), to,
-                  tg_health_level_name(to), reason, p99_us,
+                  tg_health_level_name(to), reason,
+                  p99_us == TG_HEALTH_LAT_OVER_US ? "over " : "",
+                  p99_us == TG_HEALTH_LAT_OVER_US ? 1000000 : p99_us,
                   errors_permille / 10, errors_permille % 10);
 }
 
