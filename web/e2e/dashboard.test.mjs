@@ -290,6 +290,37 @@ describe("dashboard against the real stack", { concurrency: false }, () => {
     );
   });
 
+  it("borrows through the dialog once the application may borrow", async () => {
+    await testId("borrow").click();
+    await page.locator('.el-dialog [data-test="problem"]').waitFor();
+    assert.match(
+      await page.locator('.el-dialog [data-test="problem"]').innerText(),
+      /may not borrow/,
+    );
+    await page.keyboard.press("Escape");
+
+    await fillNumber("quota-max_borrow", 100);
+    await testId("quota-apply").click();
+    await confirmBox("Apply");
+    await page.getByText("Quota changed.").waitFor();
+
+    await testId("borrow").click();
+    await fillNumber("ledger-tokens", 10);
+    await field("ledger-reason").fill("e2e: batch job");
+    await shot("borrow");
+    await testId("ledger-submit").click();
+    const said = page.locator(".el-message").last();
+    await said.waitFor();
+    assert.match(
+      await said.innerText(),
+      /^Borrowed: \d+ tokens; debt now \d+\.$/,
+    );
+
+    await testId("repay").click();
+    await testId("ledger-submit").click();
+    await page.getByText(/^Repaid: \d+ tokens; debt now 0\.$/).waitFor();
+  });
+
   it("turns emergency mode on with a reason, shows the banner, and the gateway rejects P2", async () => {
     await testId("nav-clusters").click();
     await testId(`emergency-${CLUSTER}`).click();
@@ -335,6 +366,45 @@ describe("dashboard against the real stack", { concurrency: false }, () => {
       /Healthy/,
     );
     await shot("gateways");
+  });
+
+  it("forces a degradation level on the gateway, which applies it, then gives it back", async () => {
+    const override = testId("gw-level-gw-e2e");
+
+    await override.click();
+    await page
+      .locator(".el-select-dropdown__item:visible", { hasText: "1 conserve" })
+      .click();
+    await confirmBox("Apply");
+    await page
+      .getByText("Degradation for gateway gw-e2e: 1 conserve.")
+      .waitFor();
+    await page.getByRole("button", { name: "Refresh", exact: true }).click();
+    await page.waitForTimeout(300);
+    assert.match(await override.innerText(), /1 conserve/);
+    await shot("gateway-forced");
+
+    // The gateway reads overrides at its next sync.
+    let level;
+    for (let i = 0; i < 40 && level !== 1; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      level = (await stack.gatewayStatus()).degradation_level;
+    }
+    assert.equal(level, 1, "the gateway runs at the forced level");
+
+    await override.click();
+    await page
+      .locator(".el-select-dropdown__item:visible", { hasText: "Automatic" })
+      .click();
+    await confirmBox("Apply");
+    await page
+      .getByText("Degradation for gateway gw-e2e: Automatic.")
+      .waitFor();
+    for (let i = 0; i < 40 && level !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      level = (await stack.gatewayStatus()).degradation_level;
+    }
+    assert.equal(level, 0, "the gateway chooses its level again");
   });
 
   it("lists the changes in the event log, filtered by application", async () => {

@@ -280,6 +280,14 @@ http {
     }, "nginx");
   }
 
+  // The gateway's own JSON status (tollgate_status).
+  async gatewayStatus() {
+    const answer = await fetch(
+      `http://127.0.0.1:${this.gatewayPort}/tollgate/status`,
+    );
+    return answer.json();
+  }
+
   // Status codes of `count` GETs sent one after another as app `appId`.
   async hitGateway(appId, count) {
     const codes = [];
