@@ -108,11 +108,16 @@ start_server() {
 }
 
 
-# variant_lines VARIANT: sets the directives that make up a variant.
+# variant_lines VARIANT MODE: sets the directives that make up a variant.
 # The $names in single quotes are nginx variables, not the shell's.
 # shellcheck disable=SC2016
 variant_lines() {
+    local redis_timeout=""
+
     load="" limit_http="" limit_location="" metrics="return 404;"
+    if [ "$2" = callgrind ]; then
+        redis_timeout=" timeout=5s"
+    fi
 
     case $1 in
     plain)
@@ -139,8 +144,10 @@ variant_lines() {
         limit_location='tollgate_cluster bench;
             tollgate zone=bench app=$http_x_app_id;'
         if [ "$1" = tollgate_redis ]; then
+            # callgrind slows nginx, not Redis: a reply can wait in the
+            # socket past the default 100 ms before nginx reads it
             limit_http="$limit_http
-    tollgate_redis 127.0.0.1:$redis_port;
+    tollgate_redis 127.0.0.1:$redis_port$redis_timeout;
     tollgate_gateway_id bench;"
         fi
         ;;
@@ -174,7 +181,7 @@ master_process on;"
 master_process off;"
     fi
 
-    variant_lines "$variant"
+    variant_lines "$variant" "$mode"
     tg_render "$root/bench/nginx.conf.in" "$prefix/nginx.conf" \
         LOAD="$load" USER="$user" PROCESS="$process" PREFIX="$prefix" \
         WWW="$work/www" PORT="$port" LIMIT_HTTP="$limit_http" \
