@@ -60,8 +60,8 @@ mkdir -p "$prefix/logs" "$prefix/tmp" "$prefix/data"
 chmod 755 "$prefix"
 tg_give_to_workers "$prefix/tmp" "$prefix/data"
 
-# nginx maps the module it loads: a `make` that rewrites build/ in place
-# while we run would crash the workers (SIGBUS), so load a private copy
+# nginx maps the module it loads: a private copy keeps it safe from any
+# rebuild of build/ while it runs (a file rewritten in place is a SIGBUS)
 cp "$module" "$prefix/ngx_http_tollgate_module.so"
 module=$prefix/ngx_http_tollgate_module.so
 
