@@ -162,6 +162,7 @@ typedef struct {
     ngx_uint_t                   ops_since_sync;
     tg_msec_t                    next_sync_ms;
     tg_msec_t                    next_heartbeat_ms;
+    tg_msec_t                    next_usage_ms;
     ngx_http_tollgate_redis_stats_t  redis;
 
     /* degradation, kept in the first zone */

@@ -17,6 +17,7 @@
 
 #define NGX_HTTP_TOLLGATE_SYNC_MS        100
 #define NGX_HTTP_TOLLGATE_HEARTBEAT_MS   1000
+#define NGX_HTTP_TOLLGATE_USAGE_MS       5000
 #define NGX_HTTP_TOLLGATE_IDLE_MS        1000
 #define NGX_HTTP_TOLLGATE_GATEWAY_TTL    "10000"
 #define NGX_HTTP_TOLLGATE_REPORTS_MAX    256
@@ -186,7 +187,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 {
     u_char                        nums[4][NGX_INT64_LEN];
     ngx_str_t                     argv[10];
-    ngx_uint_t                    i, n, heartbeat;
+    ngx_uint_t                    i, n, heartbeat, usage;
     tg_msec_t                     now_ms;
     ngx_http_tollgate_call_t     *call;
     ngx_http_tollgate_cluster_t  *cluster, **clusters;
@@ -215,7 +216,18 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
         zone->sh->next_heartbeat_ms = now_ms + NGX_HTTP_TOLLGATE_HEARTBEAT_MS;
     }
 
-    n = ngx_http_tollgate_collect_locked(mcf, zone, heartbeat, reports);
+    /*
+     * Plain usage is only counted in Redis (L2 was charged when the lease
+     * was granted), so it goes every few seconds: each report is a call,
+     * and calls are what leases are there to save.
+     */
+
+    usage = now_ms >= zone->sh->next_usage_ms;
+    if (usage) {
+        zone->sh->next_usage_ms = now_ms + NGX_HTTP_TOLLGATE_USAGE_MS;
+    }
+
+    n = ngx_http_tollgate_collect_locked(mcf, zone, usage, reports);
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -284,7 +296,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
 /*
  * Picks what to report: debt and returned tokens at once, plain usage
- * with the heartbeat.  An application whose lease sat idle gives its
+ * every NGX_HTTP_TOLLGATE_USAGE_MS.  An application whose lease sat idle gives its
  * tokens back, so they are not stranded in this gateway.  A report
  * that failed is sent again unchanged, under the same sequence number,
  * so that Redis counts it once whether or not the first one arrived.
@@ -292,7 +304,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
 static ngx_uint_t
 ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
-    ngx_http_tollgate_zone_t *zone, ngx_uint_t heartbeat,
+    ngx_http_tollgate_zone_t *zone, ngx_uint_t usage,
     ngx_http_tollgate_report_t *reports)
 {
     ngx_str_t                     cluster_id;
@@ -329,7 +341,7 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
             && d->report_debt == 0)
         {
             if (d->debt_tokens == 0 && d->returned_tokens == 0
-                && !(heartbeat && d->used_tokens))
+                && !(usage && d->used_tokens))
             {
                 continue;
             }
