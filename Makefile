@@ -149,7 +149,8 @@ test-distributed: module
 test-deploy: module
 	$(PYTHON) -m pytest -q deploy/test_run.py
 
-test-admin: admin
+# the admin daemon, and a real gateway obeying what it writes
+test-admin: admin module
 	$(PYTHON) -m pytest -q tests/admin
 
 # Component tests, then the browser tests against a real stack, which need

@@ -1,12 +1,20 @@
 """Fixtures for tollgate-admin tests: a private PostgreSQL, a private
 redis-server and the daemon itself, each on a free port, each stopped by
-its PID at the end of the session."""
+its PID at the end of the session.
+
+`gateway(...)` is the fixture of tests/nginx (its conftest.py, run
+here): Debian's nginx with the module, stopped by
+PID at teardown, whose error log must hold no [alert], [emerg], [crit]
+or undeclared [error].  test_gateway.py points it at the admin's Redis.
+"""
 
 import os
+import runpy
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -16,6 +24,14 @@ import redis
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+for _suite in ("nginx", "distributed"):
+    sys.path.insert(0, os.path.join(ROOT, "tests", _suite))
+
+# declared after admin and rd in a test's arguments, gateways stop first
+gateway = runpy.run_path(os.path.join(ROOT, "tests/nginx/conftest.py"))[
+    "gateway"]
+
 ADMIN_BIN = os.path.join(ROOT, "build", "tollgate-admin")
 PG_BIN = "/usr/lib/postgresql/15/bin"
 JWT_SECRET = "test-secret-" + "x" * 40
