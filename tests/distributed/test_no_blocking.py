@@ -4,12 +4,16 @@ balance covers the cost.
 
 Two gateways share one Redis: one talks to it directly, the other
 through a proxy that adds DELAY_S to every round trip.  The same steady
-load runs through both at once, so that whatever else the machine is
-doing weighs on both alike.  The p99 latency seen by the client through
-the slowed gateway must stay within MARGIN_S of the other's: generous
-for a loopback round trip, tight against one wait for Redis (DELAY_S).
-The limiter's own decision time (tollgate_check_duration_seconds, which
-includes any wait for a refill) must stay under 1 ms for 99 % of them.
+load runs through both at once.  What is asserted is measured inside
+nginx: the limiter's decision time (tollgate_check_duration_seconds,
+which includes any wait for a refill) stays within 1 ms for 99 % of the
+requests through the slowed gateway, as for the other, while its Redis
+calls do take DELAY_S.
+
+The client's p99 latency is printed for both, not asserted: on a 2-core
+machine shared with other suites it moved by more than the 2 ms margin
+between two runs of the same configuration.  The benchmark
+(bench/distributed.py, "Redis far away") measures it with wrk instead.
 
 The Redis timeout is raised to 1 s here: this test is about waiting,
 not about calls given up (that is degradation's business).
@@ -19,7 +23,6 @@ import tgdist
 from tgdist import Load, put_app, run_loads
 
 DELAY_S = 0.050
-MARGIN_S = 0.002
 RATE_RPS = 300
 SECONDS = 8
 WARM_S = 2
@@ -35,6 +38,12 @@ def checks_within_1ms(gw):
     m = gw.metrics()
     return (m.value("tollgate_check_duration_seconds_bucket", le="0.001000"),
             m.value("tollgate_check_duration_seconds_count"))
+
+
+def mean_redis_latency_s(gw):
+    m = gw.metrics()
+    return (m.value("tollgate_redis_latency_seconds_sum")
+            / max(1, m.value("tollgate_redis_latency_seconds_count")))
 
 
 def test_slow_redis_does_not_slow_requests_paid_by_a_live_lease(
@@ -74,8 +83,11 @@ def test_slow_redis_does_not_slow_requests_paid_by_a_live_lease(
         assert load.statuses() == {200: len(samples)}
         assert len(samples) >= 0.9 * RATE_RPS * SECONDS
         assert fast >= 0.99 * total
+        assert load.gw.metrics().value("tollgate_fail_open_total") == 0
 
-    print(f"p99 {p99s[0] * 1000:.2f} ms direct, {p99s[1] * 1000:.2f} ms "
-          f"with Redis {DELAY_S * 1000:.0f} ms away (margin "
-          f"{MARGIN_S * 1000:.0f} ms)")
-    assert p99s[1] <= p99s[0] + MARGIN_S
+    # the proxy did slow Redis down for the one gateway
+    assert mean_redis_latency_s(direct) < DELAY_S / 5
+    assert mean_redis_latency_s(slowed) >= DELAY_S
+
+    print(f"client p99 {p99s[0] * 1000:.2f} ms direct, "
+          f"{p99s[1] * 1000:.2f} ms with Redis {DELAY_S * 1000:.0f} ms away")
