@@ -1244,7 +1244,12 @@ ngx_http_tollgate_rnode_fail(ngx_http_tollgate_rnode_t *n, const char *why)
 {
     redisAsyncContext  *ac;
 
-    ngx_log_error(NGX_LOG_ERR, ngx_http_tollgate_redis->log, 0,
+    /*
+     * A warning: the health window and the degradation level say what
+     * it means for the gateway, and a transition is logged at its level.
+     */
+
+    ngx_log_error(NGX_LOG_WARN, ngx_http_tollgate_redis->log, 0,
                   "tollgate: redis %s:%d %s, %ui calls pending",
                   n->addr.host, n->addr.port, why, n->pending);
 
