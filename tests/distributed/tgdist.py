@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,17 +49,19 @@ class RedisServer:
     are added to the configuration file, one directive a line.
     """
 
-    def __init__(self, args=(), sentinel=False, name="redis"):
+    def __init__(self, args=(), sentinel=False, name="redis",
+                 cluster_bus=False):
         self.dir = Path(tempfile.mkdtemp(prefix=f"tollgate-{name}-"))
         self.args = list(args)
         self.sentinel = sentinel
+        self.cluster_bus = cluster_bus
         self.port = None
         self.proc = None
         self.log = self.dir / "redis.log"
 
     def start(self, attempts=3):
         for _ in range(attempts):
-            self.port = free_ports(1)[0]
+            self.port = self.pick_port()
             conf = self.dir / "redis.conf"
             lines = [f"port {self.port}", "bind 127.0.0.1",
                      f"dir {self.dir}", f"logfile {self.log}",
@@ -75,6 +78,16 @@ class RedisServer:
                 return self
             self.stop()
         raise RuntimeError(f"redis did not start:\n{self.read_log()[-3000:]}")
+
+    def pick_port(self):
+        """A free port; for a cluster node, one whose bus port (10000
+        higher, so at most 55535) is free too."""
+        while True:
+            port = free_ports(1)[0]
+            if not self.cluster_bus:
+                return port
+            if port <= 55535 and port_is_free(port + 10000):
+                return port
 
     def wait_ready(self, timeout_s=10):
         """True once the server answers PING; False if it exited first."""
@@ -182,7 +195,8 @@ class RedisCluster:
         self.nodes = [RedisServer(args=["cluster-enabled yes",
                                         "cluster-node-timeout 2000",
                                         "cluster-config-file nodes.conf"],
-                                  name=f"node{i}") for i in range(nodes)]
+                                  name=f"node{i}", cluster_bus=True)
+                      for i in range(nodes)]
 
     def start(self):
         for n in self.nodes:
@@ -228,6 +242,15 @@ class RedisCluster:
     def cleanup(self):
         for n in self.nodes:
             n.cleanup()
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def poll(condition, timeout_s, interval_s=0.05):
