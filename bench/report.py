@@ -434,6 +434,17 @@ def render_doc(results_dir, doc):
     left = re.findall(r"@[A-Z_]+@", text)
     if left:
         sys.exit("report.py: unreplaced placeholders %s" % left)
+
+    # Other generators own sections of the same page, between
+    # "<!-- NAME: begin -->" and "<!-- NAME: end -->" (bench/distributed.py
+    # does): they are carried over as they are, after ours.
+    if os.path.exists(doc):
+        with open(doc) as f:
+            old = f.read()
+        for m in re.finditer(r"<!-- ([^>]+?): begin -->.*?"
+                             r"<!-- \1: end -->\n?", old, re.S):
+            text = text.rstrip("\n") + "\n\n" + m.group(0)
+
     with open(doc, "w") as f:
         f.write(text)
 

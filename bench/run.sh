@@ -228,8 +228,8 @@ stop_nginx() {
 }
 
 
-# nginx maps the module it loads: a `make` elsewhere that rewrites
-# build/ in place would crash it (SIGBUS), so load a private copy
+# nginx maps the module it loads: a private copy keeps it safe from any
+# rebuild of build/ while it runs (a file rewritten in place is a SIGBUS)
 case " $BENCH_VARIANTS " in
     *" tollgate"*)
         cp "$module" "$work/ngx_http_tollgate_module.so"
