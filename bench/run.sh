@@ -74,6 +74,19 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 
+# untrack PID: drops PID, and only that exact PID, from what cleanup stops.
+untrack() {
+    local p kept=""
+
+    for p in $pids; do
+        if [ "$p" != "$1" ]; then
+            kept="$kept $p"
+        fi
+    done
+    pids=$kept
+}
+
+
 # run_tracked CMD...: runs CMD in the background and waits for it, so a
 # Ctrl-C runs our trap at once (bash defers traps while a foreground
 # child runs) and cleanup can stop CMD by its PID.
@@ -84,7 +97,7 @@ run_tracked() {
     pid=$!
     pids="$pids $pid"
     wait "$pid" || rc=$?
-    pids=${pids/ $pid/}
+    untrack "$pid"
     return "$rc"
 }
 
@@ -219,7 +232,7 @@ stop_nginx() {
         done
     fi
     tg_stop_pid "$nginx_pid"
-    pids=${pids/ $nginx_pid/}
+    untrack "$nginx_pid"
 
     if grep -E '\[(error|crit|alert|emerg)\]' "$prefix/error.log" >&2; then
         echo "bench: errors in $prefix/error.log" >&2
