@@ -23,7 +23,9 @@ tg_cost_tokens(const tg_cost_profile_t *p, uint64_t body_bytes)
     base = tg_tokens_clamp(p->base_tokens);
 
     /* a zero quantum means the profile charges no bandwidth at all */
-    if (p->quantum_bytes == 0 || p->bandwidth_tokens == 0) {
+    if (body_bytes == 0 || p->quantum_bytes == 0
+        || p->bandwidth_tokens == 0)
+    {
         return base;
     }
 

@@ -30,6 +30,8 @@ static uint64_t tg_usage_sum(tg_cluster_t *c, const tg_cluster_conf_t *cc,
     tg_msec_t now_ms);
 static uint32_t tg_usage_permille(uint64_t used_mtok,
     const tg_cluster_conf_t *cc);
+static int tg_usage_at_least(uint64_t used_mtok, const tg_cluster_conf_t *cc,
+    uint32_t permille);
 static uint64_t tg_usage_mtok(const tg_cluster_t *c,
     const tg_cluster_conf_t *cc, tg_msec_t now_ms);
 static uint64_t tg_app_burst_tps(const tg_app_conf_t *ac);
@@ -105,6 +107,34 @@ tg_cluster_usage_permille(const tg_cluster_t *c, const tg_cluster_conf_t *cc,
 }
 
 
+/*
+ * tg_usage_permille(used) >= permille, without its two divisions:
+ * floor(used * 1000 / window) >= p is used * 1000 >= p * window for
+ * integers, when neither product can wrap; otherwise it divides.
+ */
+
+static int
+tg_usage_at_least(uint64_t used_mtok, const tg_cluster_conf_t *cc,
+    uint32_t permille)
+{
+    uint64_t  capacity_tps, window_mtok;
+
+    capacity_tps = tg_tokens_clamp(cc->capacity_tps);
+
+    /* capacity < 2^26 and window <= a day < 2^27: window below 2^53 */
+
+    if (capacity_tps > 0 && capacity_tps < ((uint64_t) 1 << 26)
+        && used_mtok < ((uint64_t) 1 << 53) && permille <= 1000)
+    {
+        window_mtok = capacity_tps * (uint64_t) tg_cluster_window_ms(cc);
+
+        return used_mtok * 1000 >= (uint64_t) permille * window_mtok;
+    }
+
+    return tg_usage_permille(used_mtok, cc) >= permille;
+}
+
+
 static uint32_t
 tg_usage_permille(uint64_t used_mtok, const tg_cluster_conf_t *cc)
 {
@@ -151,8 +181,8 @@ tg_cluster_emergency_active(tg_cluster_t *c, const tg_cluster_conf_t *cc,
         return c->emergency != TG_EMERGENCY_OFF;
     }
 
-    if (tg_usage_permille(tg_usage_sum(c, cc, now_ms), cc)
-        >= cc->emergency_permille)
+    if (tg_usage_at_least(tg_usage_sum(c, cc, now_ms), cc,
+                          cc->emergency_permille))
     {
         c->emergency = TG_EMERGENCY_AUTO;
         c->emergency_until_ms = tg_msec_after(now_ms, tg_cluster_ttl_ms(cc));
