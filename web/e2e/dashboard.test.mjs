@@ -37,7 +37,9 @@ const consoleErrors = [];
 let allowHttpErrors = false;
 const timings = {};
 
+// Pictures wait out Element Plus's fade-ins (300 ms) first.
 async function shot(name) {
+  await page.waitForTimeout(400);
   shotCount += 1;
   const file = path.join(
     SHOTS,
@@ -98,6 +100,16 @@ async function api(method, route, body) {
   );
 }
 
+// The level the gateway runs at, once it is `expected` or after 10 s.
+async function gatewayLevel(expected) {
+  let level;
+  for (let i = 0; i < 40 && level !== expected; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    level = (await stack.gatewayStatus()).degradation_level;
+  }
+  return level;
+}
+
 function count(codes, status) {
   return codes.filter((c) => c === status).length;
 }
@@ -138,7 +150,9 @@ describe("dashboard against the real stack", { concurrency: false }, () => {
       if (message.type() !== "error") return;
       if (allowHttpErrors && /Failed to load resource/.test(message.text()))
         return;
-      consoleErrors.push(message.text());
+      consoleErrors.push(
+        `${message.text()} ${JSON.stringify(message.location())}`,
+      );
     });
     page.on("pageerror", (error) => consoleErrors.push(String(error)));
   });
@@ -309,7 +323,10 @@ describe("dashboard against the real stack", { concurrency: false }, () => {
     await field("ledger-reason").fill("e2e: batch job");
     await shot("borrow");
     await testId("ledger-submit").click();
-    const said = page.locator(".el-message").last();
+    // The answer, or the error in words, whichever the page shows.
+    const said = page
+      .locator(".el-message--success, .el-message--error")
+      .filter({ hasNotText: "Quota changed." });
     await said.waitFor();
     assert.match(
       await said.innerText(),
@@ -385,12 +402,11 @@ describe("dashboard against the real stack", { concurrency: false }, () => {
     await shot("gateway-forced");
 
     // The gateway reads overrides at its next sync.
-    let level;
-    for (let i = 0; i < 40 && level !== 1; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      level = (await stack.gatewayStatus()).degradation_level;
-    }
-    assert.equal(level, 1, "the gateway runs at the forced level");
+    assert.equal(
+      await gatewayLevel(1),
+      1,
+      "the gateway runs at the forced level",
+    );
 
     await override.click();
     await page
@@ -400,11 +416,11 @@ describe("dashboard against the real stack", { concurrency: false }, () => {
     await page
       .getByText("Degradation for gateway gw-e2e: Automatic.")
       .waitFor();
-    for (let i = 0; i < 40 && level !== 0; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      level = (await stack.gatewayStatus()).degradation_level;
-    }
-    assert.equal(level, 0, "the gateway chooses its level again");
+    assert.equal(
+      await gatewayLevel(0),
+      0,
+      "the gateway chooses its level again",
+    );
   });
 
   it("lists the changes in the event log, filtered by application", async () => {

@@ -33,10 +33,14 @@ configureClient({
 });
 
 // Any failure a page did not handle itself still reaches the operator in
-// words, rather than only the browser console.
-app.config.errorHandler = (error) => notifyError(error);
+// words; it is also logged, since it is a fault of the dashboard.
+app.config.errorHandler = (error, _instance, info) => {
+  console.error(`dashboard fault (${info}):`, error);
+  notifyError(error);
+};
 window.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
+  console.error("dashboard fault (unhandled rejection):", event.reason);
   notifyError(event.reason);
 });
 

@@ -246,7 +246,34 @@ describe("dialogs", () => {
     await typeInDocument("emergency-reason", "cluster at 96 %");
     button("emergency-submit").click();
     await flushPromises();
-    expect(dialog.emitted("submit")![0]).toEqual(["cluster at 96 %", 300]);
+    expect(dialog.emitted("submit")![0]).toEqual([
+      "on",
+      "cluster at 96 %",
+      300,
+    ]);
+  });
+
+  it("ending emergency mode may give the choice back to the trigger", async () => {
+    const dialog = track(
+      mount(EmergencyDialog, {
+        props: { modelValue: false, clusterId: "cluster-01", enable: false },
+        attachTo: document.body,
+      }),
+    );
+    await dialog.setProps({ modelValue: true });
+    await flushPromises();
+
+    document
+      .querySelector<HTMLInputElement>('[data-test="emergency-auto"] input')!
+      .click();
+    await typeInDocument("emergency-reason", "drill over");
+    button("emergency-submit").click();
+    await flushPromises();
+
+    expect(dialog.emitted("submit")![0].slice(0, 2)).toEqual([
+      "auto",
+      "drill over",
+    ]);
   });
 
   it("a new cluster needs a valid id and a capacity of at least 1", async () => {

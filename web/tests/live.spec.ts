@@ -49,9 +49,11 @@ function snapshot(tsMs: number, rps: number[], rejection: number[]): Realtime {
         {
           app_id: `a${i + 1}`,
           tokens: 5,
+          burst_tokens: 0,
+          debt: 0,
           usage_pct: 30 + i * 40,
-          requests_per_s: r,
-          rejection_rate: 0,
+          granted_per_s: r,
+          used_per_s: r,
         },
       ],
     })),

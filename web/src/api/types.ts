@@ -44,10 +44,11 @@ export interface User {
 
 export interface Emergency {
   active: boolean;
-  mode?: "auto" | "manual";
+  mode?: "off" | "auto" | "manual";
   reason?: string;
-  until_ms?: number;
-  set_by?: string;
+  until_ms?: number; // Unix ms; 0 when off
+  set_by?: string; // an operator or a gateway id
+  hold_until_ms?: number; // after an operator's "off", the trigger waits
 }
 
 export interface Cluster {
@@ -68,8 +69,12 @@ export interface ClusterWrite {
   reserved_ratio?: number;
 }
 
+// "on": manual emergency for duration_s; "off": none, and the 95 % trigger
+// held off for 5 minutes; "auto": the trigger decides again.
+export type EmergencyAction = "on" | "off" | "auto";
+
 export interface EmergencyWrite {
-  enable: boolean;
+  action: EmergencyAction;
   reason?: string;
   duration_s?: number;
 }
@@ -120,8 +125,10 @@ export interface LedgerWrite {
 
 export interface LedgerResult {
   app_id: string;
-  granted: number;
-  debt: number;
+  cluster_id?: string;
+  tokens?: number; // asked for
+  granted: number; // lent or repaid
+  debt: number; // debt now, rounded up
 }
 
 export interface Gateway {
@@ -130,7 +137,8 @@ export interface Gateway {
   last_heartbeat_ms: number;
   alive: boolean;
   level: number;
-  hit_rate: number;
+  hit_rate: number; // L3 hit rate, 0..1
+  hit_rate_permille?: number;
   requests: number;
   rejected: number;
   version?: number;
@@ -145,21 +153,26 @@ export interface GatewayList {
 
 export type DegradationLevel = 0 | 1 | 2 | 3 | "auto";
 
+// Balances are refilled to the snapshot's time; request counts exist per
+// gateway and per cluster, not per application.
 export interface RealtimeApp {
   app_id: string;
-  tokens: number;
-  usage_pct: number;
-  requests_per_s: number;
-  rejection_rate: number;
+  tokens: number; // guaranteed balance
+  burst_tokens?: number;
+  debt?: number; // tokens, rounded up
+  usage_pct: number; // of burst_quota
+  granted_per_s?: number; // granted - returned
+  used_per_s?: number; // reported used
 }
 
 export interface RealtimeCluster {
   cluster_id: string;
   capacity: number;
-  tokens: number;
-  usage_pct: number;
-  requests_per_s: number;
-  rejection_rate: number;
+  tokens: number; // shared pool balance
+  usage_pct: number; // tokens taken per second, % of capacity
+  granted_per_s?: number;
+  requests_per_s: number; // sum of the live gateways
+  rejection_rate: number; // 0..1
   emergency?: Emergency;
   gateways: number;
   apps: RealtimeApp[];

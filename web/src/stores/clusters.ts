@@ -6,6 +6,7 @@ import type {
   ClusterWrite,
   CostProfile,
   Emergency,
+  EmergencyAction,
 } from "../api/types";
 
 export const useClustersStore = defineStore("clusters", () => {
@@ -52,14 +53,14 @@ export const useClustersStore = defineStore("clusters", () => {
 
   async function setEmergency(
     clusterId: string,
-    enable: boolean,
+    action: EmergencyAction,
     reason: string,
     durationS?: number,
   ): Promise<Emergency> {
     const emergency = await api.setEmergency(clusterId, {
-      enable,
+      action,
       reason,
-      duration_s: enable ? durationS : undefined,
+      duration_s: action === "on" ? durationS : undefined,
     });
     const cluster = items.value.find((c) => c.cluster_id === clusterId);
 
