@@ -31,6 +31,7 @@ typedef struct {
     ngx_http_tollgate_zone_t       *zone;
     ngx_http_tollgate_cluster_t    *cluster;
     ngx_http_tollgate_main_conf_t  *mcf;
+    uint64_t                        min_tokens;   /* of an acquire */
     size_t                          app_len;
     u_char                          app[NGX_HTTP_TOLLGATE_ID_MAX];
 } ngx_http_tollgate_call_t;
@@ -553,6 +554,8 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_key(&argv[4], keys[4], cluster, "emergency", NULL);
     ngx_http_tollgate_key(&argv[5], keys[5], cluster, "events", NULL);
 
+    call->min_tokens = min_tokens;
+
     ngx_http_tollgate_num(&argv[6], nums[0], want_tokens);
     ngx_http_tollgate_num(&argv[7], nums[1], min_tokens);
     ngx_str_set(&argv[8], "");
@@ -675,6 +678,26 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
 
     d->denied_layer = (uint8_t) ngx_http_tollgate_reply_int(reply, 2);
     retry_ms = ngx_max(retry_ms, 1000);
+
+    /*
+     * Retry-After is whole seconds, but the application's own bucket
+     * has what this gateway asked for much sooner at its rate: asking
+     * again then keeps gateways from all pausing a full second, then
+     * emptying the bucket together.  Not before 100 ms, which bounds
+     * the calls a refused application costs to ten a second per
+     * gateway.  Refusals by the cluster or for debt keep the script's
+     * time.
+     */
+
+    if ((d->denied_layer == TG_LAYER_GUARANTEED
+         || d->denied_layer == TG_LAYER_BURST)
+        && d->guaranteed_tps > 0)
+    {
+        retry_ms = ngx_min(retry_ms,
+                           (int64_t) ngx_max((call->min_tokens * 1000
+                                              + d->guaranteed_tps - 1)
+                                             / d->guaranteed_tps, 100));
+    }
 
     if (d->lease.balance_tokens > 0) {
         /* what the lease still holds is spent; no new ask until then */
@@ -884,6 +907,7 @@ ngx_http_tollgate_call_create(ngx_http_tollgate_main_conf_t *mcf,
     call->mcf = mcf;
     call->zone = zone;
     call->cluster = cluster;
+    call->min_tokens = 0;
     call->app_len = app ? app->len : 0;
 
     if (app) {
