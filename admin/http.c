@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "http.h"
 #include "live.h"
+#include "prom.h"
 #include "store.h"
 
 
@@ -40,6 +41,7 @@ typedef struct {
     size_t                body_len;
     int                   refused;          /* req.reply holds the error */
     int                   close;
+    int                   resumed;          /* a pending reply is set */
 
     unsigned char        *out;              /* LWS_PRE + response body */
     size_t                out_len;
@@ -429,6 +431,10 @@ tga_http_dispatch(struct lws *wsi, tga_pss_t *pss)
         pss->route->handler(&pss->req);
     }
 
+    if (pss->req.pending) {
+        return 0;
+    }
+
     if (pss->req.status >= 500 && pss->req.reply == NULL) {
         tga_reply_error(&pss->req, 500, "internal", "internal error");
     }
@@ -646,6 +652,12 @@ tga_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                             : tga_http_dispatch(wsi, pss);
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (pss->resumed) {
+            pss->resumed = 0;
+            pss->req.pending = 0;
+            return tga_http_send(wsi, pss);
+        }
+
         if (pss->out == NULL) {
             return 0;
         }
@@ -654,6 +666,9 @@ tga_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_CLOSED_HTTP:
         /* a connection closed before its first request has no pss */
         if (pss) {
+            if (pss->req.pending) {
+                tga_prom_cancel(&pss->req);
+            }
             tga_pss_clear(pss);
         }
         break;
@@ -680,8 +695,22 @@ tga_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 
+void
+tga_http_resume(tga_req_t *r)
+{
+    tga_pss_t  *pss;
+
+    pss = lws_wsi_user(r->conn);
+    pss->resumed = 1;
+
+    /* headers and body go out from the connection's own writable turn */
+    lws_callback_on_writable(r->conn);
+}
+
+
 static const struct lws_protocols  tga_protocols[] = {
     { "tollgate", tga_http_callback, sizeof(tga_pss_t), 4096, 0, NULL, 0 },
+    { TGA_PROM_PROTOCOL, tga_prom_callback, 0, 4096, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -730,6 +759,10 @@ tga_http_init(const tga_config_t *cf)
     if (tga_ctx == NULL) {
         tga_log_error("msg=\"cannot listen\" addr=\"%s:%d\"",
                       cf->listen_host, cf->listen_port);
+        return TGA_ERROR;
+    }
+
+    if (tga_prom_init(tga_ctx, cf->prometheus_url) != TGA_OK) {
         return TGA_ERROR;
     }
 

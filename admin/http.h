@@ -30,6 +30,12 @@ void tga_http_run(void);
 void tga_http_stop(void);
 void tga_http_destroy(void);
 
+/*
+ * Sends the reply of a request a handler left pending (r->pending), once
+ * it is set; r must still be open (see tga_prom_cancel).
+ */
+void tga_http_resume(tga_req_t *r);
+
 /* wakes every WebSocket client so it is sent the latest snapshot */
 void tga_http_ws_notify(void);
 

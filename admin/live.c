@@ -25,6 +25,7 @@
 #include "db.h"
 #include "http.h"
 #include "live.h"
+#include "prom.h"
 #include "redis.h"
 #include "routes.h"
 #include "valid.h"
@@ -906,8 +907,8 @@ tga_history_app_cluster(tga_req_t *r, const char *app, char *cluster)
     const char *params[1];
 
     params[0] = app;
-    row = tga_db_json("SELECT to_json(cluster_id) FROM applications"
-                      " WHERE app_id = $1", 1, params, &rc);
+    row = tga_db_json("SELECT json_build_array(cluster_id) FROM"
+                      " applications WHERE app_id = $1", 1, params, &rc);
 
     if (row == NULL) {
         if (rc == TGA_NOT_FOUND) {
@@ -917,14 +918,99 @@ tga_history_app_cluster(tga_req_t *r, const char *app, char *cluster)
         return TGA_ERROR;
     }
 
-    snprintf(cluster, TGA_ID_MAX_LEN + 1, "%s", json_string_value(row));
+    snprintf(cluster, TGA_ID_MAX_LEN + 1, "%s",
+             json_string_value(json_array_get(row, 0)));
     json_decref(row);
 
     return TGA_OK;
 }
 
 
-/* from the ring buffer: one series per cluster, or the one asked for */
+/* what usage_pct divides by: the cluster's capacity or the app's burst */
+static int
+tga_history_limit(const char *cluster, const char *app, json_int_t *limit)
+{
+    int          rc;
+    json_t      *v;
+    const char  *params[2];
+
+    params[0] = cluster;
+    params[1] = app;
+    v = tga_db_json(app[0]
+                    ? "SELECT json_build_array(burst_quota) FROM"
+                      " applications WHERE cluster_id = $1 AND app_id = $2"
+                    : "SELECT json_build_array(capacity) FROM clusters"
+                      " WHERE cluster_id = $1 AND $2 = ''",
+                    2, params, &rc);
+
+    *limit = json_integer_value(json_array_get(v, 0));
+    json_decref(v);
+
+    return *limit > 0 ? TGA_OK : TGA_ERROR;
+}
+
+
+/*
+ * The gateways' own counters in Prometheus, when it is configured:
+ * requests and rejections per application, which Redis does not hold.
+ * Balances (tokens) come from the ring buffer, which reads them from
+ * Redis.  Ids are validated (letters, digits, "._-"), so they go into
+ * label matchers as they are.  Returns 0 when the ring buffer answers.
+ */
+static int
+tga_history_prometheus(tga_req_t *r, int metric, const char *cluster,
+    const char *app, int64_t start_s, int64_t end_s, int64_t step_s)
+{
+    char        sel[200], by[32], rej[240], q[1024], w[24];
+    json_int_t  limit;
+
+    limit = 0;
+
+    if (!tga_prom_enabled() || metric == TGA_M_TOKENS
+        || (metric == TGA_M_USAGE
+            && (cluster[0] == '\0'
+                || tga_history_limit(cluster, app, &limit) != TGA_OK)))
+    {
+        return 0;
+    }
+
+    snprintf(sel, sizeof(sel), cluster[0] ? (app[0]
+             ? "{cluster=\"%s\",app=\"%s\"}" : "{cluster=\"%s\"}") : "",
+             cluster, app);
+    snprintf(rej, sizeof(rej), cluster[0] ? (app[0]
+             ? "{cluster=\"%s\",app=\"%s\",decision=\"rejected\"}"
+             : "{cluster=\"%s\",decision=\"rejected\"}")
+             : "{decision=\"rejected\"}", cluster, app);
+    snprintf(by, sizeof(by), app[0] ? "cluster, app" : "cluster");
+
+    /* a rate needs two scrapes: a minute covers the usual intervals */
+    snprintf(w, sizeof(w), "%llds", (long long) (step_s > 60 ? step_s : 60));
+
+    if (metric == TGA_M_RPS) {
+        snprintf(q, sizeof(q), "sum by (%s) (rate(tollgate_requests_total%s"
+                 "[%s]))", by, sel, w);
+
+    } else if (metric == TGA_M_REJECT) {
+        snprintf(q, sizeof(q), "sum by (%s) (rate(tollgate_requests_total%s"
+                 "[%s])) / sum by (%s) (rate(tollgate_requests_total%s"
+                 "[%s]))", by, rej, w, by, sel, w);
+
+    } else {
+        snprintf(q, sizeof(q), "sum by (%s) (rate(tollgate_cost_total%s"
+                 "[%s])) * 100 / %lld", by, sel, w, (long long) limit);
+    }
+
+    (void) tga_prom_query_range(r, tga_metric_names[metric], q, start_s,
+                                end_s, step_s);
+
+    return 1;
+}
+
+
+/*
+ * From Prometheus (see above), else from the ring buffer: one series
+ * per cluster, or the one asked for.
+ */
 void
 tga_route_history(tga_req_t *r)
 {
@@ -956,6 +1042,12 @@ tga_route_history(tga_req_t *r)
     if ((end_s - start_s) / step_s > 11000) {
         tga_reply_error(r, 400, "bad_request", "more than 11000 points: "
                         "raise step or narrow start..end");
+        return;
+    }
+
+    if (tga_history_prometheus(r, metric, cluster, app, start_s, end_s,
+                               step_s))
+    {
         return;
     }
 

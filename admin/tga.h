@@ -77,6 +77,7 @@ struct tga_req_s {
     char                  user[TGA_ID_MAX_LEN + 1];
     tga_role_e            role;
     void                 *conn;             /* the transport's connection */
+    int                   pending;          /* answered later: resume */
 
     int                   status;
     json_t               *reply;            /* owned; NULL for no body */

@@ -21,6 +21,10 @@ from tgnginx import MODULE, check_rejection, spend
 # (docs/limitations.md, admin section).
 CHANGE_WITHIN_S = 1.1
 
+# a gateway's lease holds about 200 ms of demand, at least 16 tokens;
+# three of them, as tests/distributed allows
+LEASE_SLACK_TOKENS = 3 * 16
+
 CONTROL = """
         location = /tollgate/control {
             tollgate_control;
@@ -202,14 +206,18 @@ def test_borrow_then_repay_changes_what_the_gateway_admits(
     print(f"\nin 3 s: {without_loan} tokens admitted without a loan, "
           f"{with_loan} with 300 lent, {after_repay} after lending 300 "
           f"and taking {repaid} back")
-    # the guaranteed refill: 10 tokens/s
-    assert without_loan <= 3 * 10 + 16
-    assert 250 <= with_loan <= 300 + 16
+    # besides the loan: the guaranteed bucket (10 tokens, refilled at
+    # 10 tokens/s while nothing is owed) and what the gateway's lease
+    # held when Redis's side changed
+    slack = 10 + LEASE_SLACK_TOKENS
+    assert without_loan <= 3 * 10 + slack
+    assert 250 <= with_loan <= 300 + slack
     assert repaid >= 290
-    assert after_repay <= 16
+    assert after_repay <= slack
 
     state = rd.client.hgetall(f"tg:{{{cluster}}}:state:{app}")
-    assert int(state["debt_mtok"]) > 300_000
+    # 330 + 330 owed, 300 repaid, the rest paid by the refill since
+    assert 200_000 < int(state["debt_mtok"]) <= 360_000
 
 
 def test_registry_shows_the_gateway_with_its_level_and_hit_rate(
