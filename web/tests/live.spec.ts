@@ -151,6 +151,13 @@ describe("live feed", () => {
     expect(live.emergencies.map((c) => c.cluster_id)).toEqual(["c1"]);
   });
 
+  it("holds a cluster's rejection rate to 0..1", () => {
+    const live = useLiveStore();
+    live.apply(snapshot(1000, [1, 1], [5, -1]));
+
+    expect(live.rejectionRate).toBe(0.5);
+  });
+
   it("treats an emergency past its end as over", () => {
     expect(emergencyActive({ active: true, until_ms: 2000 }, 1999)).toBe(true);
     expect(emergencyActive({ active: true, until_ms: 2000 }, 2000)).toBe(false);

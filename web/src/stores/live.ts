@@ -34,6 +34,10 @@ export function emergencyActive(
   return emergency.until_ms === undefined || emergency.until_ms > nowMs;
 }
 
+export function clampRatio(value: number | undefined): number {
+  return Number.isFinite(value) ? Math.min(1, Math.max(0, value!)) : 0;
+}
+
 function appendPoint(
   series: SeriesByCluster,
   clusterId: string,
@@ -71,14 +75,16 @@ export const useLiveStore = defineStore("live", () => {
     clusters.value.reduce((sum, c) => sum + (c.requests_per_s || 0), 0),
   );
 
-  // Weighted by traffic, so a quiet cluster does not hide a busy one.
+  // Weighted by traffic, so a quiet cluster does not hide a busy one.  A
+  // cluster's rate comes from two counters read a moment apart and can
+  // stray outside 0..1 at low traffic; it is held to that range.
   const rejectionRate = computed(() => {
     const total = totalRequestsPerS.value;
     if (total <= 0) {
       return 0;
     }
     const rejected = clusters.value.reduce(
-      (sum, c) => sum + (c.requests_per_s || 0) * (c.rejection_rate || 0),
+      (sum, c) => sum + (c.requests_per_s || 0) * clampRatio(c.rejection_rate),
       0,
     );
     return rejected / total;
