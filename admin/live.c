@@ -217,6 +217,15 @@ tga_series_rates(tga_series_t *s, int64_t now_ms, const tga_counters_t *c)
             ? (double) (c->rejected - p->rejected)
               / (double) (c->requests - p->requests)
             : 0;
+
+        /*
+         * A gateway's "requests" are its lease lookups, which refusals
+         * it cached skip, so its "rejected" can grow faster
+         * (docs/limitations.md): a rate is at most all of them.
+         */
+        if (rt.rejection_rate > 1) {
+            rt.rejection_rate = 1;
+        }
     }
 
     s->sample_ms = now_ms;

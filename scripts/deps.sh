@@ -20,7 +20,9 @@ admin="$build libwebsockets-dev libjansson-dev libjwt-dev libsodium-dev
 test="$build $admin python3 python3-pytest python3-requests python3-redis
       python3-prometheus-client prometheus python3-websocket python3-yaml
       redis-server redis-tools curl procps $web"
-run="$build curl"
+# the chaos suite's network partition: namespaces and veth pairs
+test="$test iproute2"
+run="$admin curl python3"
 bench="$test wrk valgrind nginx libnginx-mod-http-lua python3-matplotlib"
 
 case "${1:-build}" in
