@@ -23,6 +23,8 @@ MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
 
 .PHONY: test-vectors
 
+.PHONY: test-chaos
+
 .PHONY: test-distributed bench-distributed
 
 all: core module admin web
@@ -129,6 +131,7 @@ test: deps all
 	$(MAKE) test-deploy
 	$(MAKE) test-admin
 	$(MAKE) test-web
+	$(MAKE) test-chaos
 
 test-unit: core
 	$(MAKE) -C tests/unit BUILD=$(CURDIR)/$(BUILD)
@@ -160,6 +163,13 @@ test-web: web
 	@if [ -x $(BUILD)/tollgate-admin ]; then cd web && npm run e2e; \
 	else echo "test-web: $(BUILD)/tollgate-admin is not built:" \
 	    "end-to-end tests not run"; fi
+
+# Redis killed, frozen, slowed, partitioned, a Cluster failover, a gateway
+# killed, overrides (docs/reliability.md); the figures are rendered as the
+# table of that page even when a scenario failed.
+test-chaos: module
+	$(PYTHON) -m pytest -q tests/chaos; status=$$?; \
+	    $(PYTHON) tests/chaos/render.py; exit $$status
 
 # local stack and benchmarks -------------------------------------------------
 

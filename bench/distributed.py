@@ -48,11 +48,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests/distributed"))
 
 RESULTS = HERE / "distributed.json"
-DOC = ROOT / "docs/benchmarks.md"
+DOC = Path(os.environ.get("BENCH_DOC", ROOT / "docs/benchmarks.md"))
 BEGIN = "<!-- bench/distributed.py: begin -->"
 END = "<!-- bench/distributed.py: end -->"
 
 RATES = [int(r) for r in os.environ.get("BENCH_RATES", "2000 5000").split()]
+# lease horizons (tollgate_lease horizon=...): each rate is measured with
+# each; the first is the module's default
+HORIZONS = os.environ.get("BENCH_HORIZONS", "200ms 500ms").split()
 TARGET_RATE = 5000
 # Redis far away: this rate, through a proxy without and with the delay,
 # in turns, FAR_REPEATS times
@@ -115,10 +118,11 @@ def difference(after, before):
     return out
 
 
-def measure(rate, delay_s=None):
+def measure(rate, delay_s=None, horizon=None):
     """One fresh Redis and gateway, a warm-up, then the measured run.
     With delay_s, the gateway reaches Redis through a proxy that adds
-    delay_s to each round trip, with a Redis timeout of 1 s."""
+    delay_s to each round trip, with a Redis timeout of 1 s; with
+    horizon, the gateway's leases cover that much demand."""
     import tgdist
     import tgnginx
 
@@ -128,8 +132,9 @@ def measure(rate, delay_s=None):
     if delay_s is not None:
         proxy = tgdist.DelayProxy(redis_server.port, delay_s).start()
         spec = f"127.0.0.1:{proxy.port} timeout=1s"
+    lease = f"tollgate_lease horizon={horizon};" if horizon else ""
     gw = tgnginx.Gateway(
-        http=tgdist.distributed_http(spec, "bench"),
+        http=tgdist.distributed_http(spec, "bench", extra=lease),
         cluster="tollgate_cluster bench;")
     # a static file, so the gateway's only upstream is the disk
     gw.snippets["server"] = f"""
@@ -174,6 +179,7 @@ def measure(rate, delay_s=None):
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "target_rate": rate,
+        "horizon": horizon or HORIZONS[0],
         "delay_ms": None if delay_s is None else round(delay_s * 1000),
         "degradation_level": int(level),
         "seconds": round(seconds, 2),
@@ -218,6 +224,7 @@ def verdict(ok):
 
 
 ROWS = [
+    ("lease horizon", lambda r: r.get("horizon", "200ms")),
     ("rate asked / reached (requests/s)",
      lambda r: f"{r['target_rate']:,} / {r['rate']:,}"),
     ("seconds measured, wrk errors",
@@ -249,12 +256,16 @@ def verdicts(res):
     at = [r for r in res["runs"] if r["target_rate"] == TARGET_RATE]
     if not at:
         return f"No run at {TARGET_RATE} requests/s to judge the targets by."
-    r = at[-1]
-    calls = "met" if r["calls_per_1000"] <= 1 else "**not met**"
-    hits = "met" if r["hit_rate"] >= 0.99 else "**not met**"
-    return (f"Targets at {TARGET_RATE} requests/s: at most 1 Redis call per "
-            f"1000 requests: {calls} ({r['calls_per_1000']}); at least 99 % "
-            f"L3 hits: {hits} ({100 * r['hit_rate']:.2f} %).")
+    out = []
+    for r in at:
+        calls = verdict(r["calls_per_1000"] <= 1)
+        hits = verdict(r["hit_rate"] >= 0.99)
+        out.append(f"Targets at {TARGET_RATE} requests/s, horizon "
+                   f"{r.get('horizon', '200ms')}: at most 1 Redis call per "
+                   f"1000 requests: {calls} ({r['calls_per_1000']}); at "
+                   f"least 99 % L3 hits: {hits} "
+                   f"({100 * r['hit_rate']:.2f} %).")
+    return " ".join(out)
 
 
 def para(text):
@@ -302,12 +313,14 @@ def far_section(res):
 
 def calls_per_s(res):
     return ", ".join(f"{r['redis_calls'] / r['seconds']:.1f} at "
-                     f"{r['target_rate']:,} requests/s" for r in res["runs"])
+                     f"{r['target_rate']:,} requests/s "
+                     f"({r.get('horizon', '200ms')})" for r in res["runs"])
 
 
 def section(res):
     runs = res["runs"]
-    table = ["| | " + " | ".join(f"{r['target_rate']:,} requests/s"
+    table = ["| | " + " | ".join(f"{r['target_rate']:,} requests/s, "
+                                  f"{r.get('horizon', '200ms')}"
                                   for r in runs) + " |",
              "|---|" + "---|" * len(runs)]
     for name, cell in ROWS:
@@ -338,6 +351,15 @@ def section(res):
         and a configuration check), so the calls per 1000 requests fall
         as the rate grows.  A degradation level above 0 (Redis seen
         slow on a busy machine) makes leases larger and calls fewer.""")
+    horizon = para("""The lease horizon (`tollgate_lease horizon=`) is how
+        much demand one lease covers.  A longer one means fewer refills,
+        so fewer calls per 1000 requests, but more tokens held in each
+        gateway's leases: the over-admission bound across gateways is
+        the sum of the outstanding leases (docs/accuracy.md), which grows
+        in proportion to the horizon, and a nearly spent quota is spread
+        over fewer, larger grants.  The default, 200 ms, favours
+        accuracy; 500 ms allows two and a half times the over-admission
+        for the calls it saves, as measured above.""")
 
     return f"""{BEGIN}
 ## Distributed mode at a steady rate
@@ -351,9 +373,11 @@ def section(res):
 {para(verdicts(res))}
 
 {why}
+
+{horizon}
 {far_section(res)}
-    BENCH_RATES="2000 5000" BENCH_SECONDS=10 /usr/bin/python3 \\
-        bench/distributed.py
+    BENCH_RATES="2000 5000" BENCH_HORIZONS="200ms 500ms" \\
+        BENCH_SECONDS=10 /usr/bin/python3 bench/distributed.py
 {END}
 """
 
@@ -383,7 +407,8 @@ def main():
             "nproc": os.cpu_count(),
             "connections": CONNECTIONS,
             "warm_seconds": WARM_SECONDS,
-            "runs": [measure(rate) for rate in RATES],
+            "runs": [measure(rate, horizon=h) for h in HORIZONS
+                     for rate in RATES],
             "far": [measure(FAR_RATE, delay_s)
                     for _ in range(FAR_REPEATS)
                     for delay_s in (0.0, FAR_DELAY_S)],

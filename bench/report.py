@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""Turns the raw output of bench/run.sh into bench/results/*.json and
-regenerates docs/benchmarks.md from bench/benchmarks.md.in.
+"""Turns the raw output of bench/run.sh into bench/results/*.json, plots
+docs/img/bench-*.png and regenerates docs/benchmarks.md from
+bench/benchmarks.md.in.
 
 Usage:
-  report.py RAW_DIR RESULTS_DIR DOC   raw files -> JSON results -> doc
-  report.py --doc RESULTS_DIR DOC     the doc again from the JSON alone
+  report.py RAW_DIR RESULTS_DIR DOC IMG_DIR   raw files -> JSON -> doc
+  report.py --doc RESULTS_DIR DOC IMG_DIR     the doc and plots again
+                                              from the JSON alone
 
-The run's parameters come from the BENCH_* variables bench/run.sh exports.
+The run's parameters come from the BENCH_* variables bench/run.sh
+exports; BENCH_MEASURED lists the scenarios it measured.  The JSON of a
+scenario not measured this time is kept, and reported with its own date.
 """
 
 import collections
@@ -21,6 +25,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "benchmarks.md.in")
 NGINX = "/usr/sbin/nginx"
+SCENARIOS = ["hit", "apps", "uploads", "gateways", "far"]
+CALLGRIND_SCENARIOS = ("hit", "apps", "uploads")
+DISTRIBUTED_JSON = os.path.join(HERE, "distributed.json")
 
 
 def command_output(argv):
@@ -33,12 +40,27 @@ def command_output(argv):
     return text.splitlines()[0] if text else "unknown"
 
 
+def package_version(name):
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name],
+                       capture_output=True, text=True)
+    return p.stdout.strip() or "not installed"
+
+
 def cpu_model():
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def l3_cache():
+    path = "/sys/devices/system/cpu/cpu0/cache/index3/size"
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "not reported"
 
 
 def load_average(path="/proc/loadavg"):
@@ -53,8 +75,12 @@ def machine_info(raw_dir):
         "commit": os.environ["BENCH_COMMIT"],
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model(),
+        "l3_cache": l3_cache(),
         "kernel": os.uname().release,
         "nginx": command_output([NGINX, "-v"]),
+        "lua_module": "libnginx-mod-http-lua "
+                      + package_version("libnginx-mod-http-lua"),
+        "redis": command_output(["redis-server", "--version"]),
         "wrk": command_output(["wrk", "-v"]),
         "valgrind": command_output(["valgrind", "--version"]),
         "load_average_before": load_average(
@@ -65,16 +91,23 @@ def machine_info(raw_dir):
 
 def params():
     env = os.environ
-    return {
-        "variants": env["BENCH_VARIANTS"].split(),
-        "duration_s": int(env["BENCH_DURATION"]),
-        "runs": int(env["BENCH_RUNS"]),
-        "connections": int(env["BENCH_CONNECTIONS"]),
-        "threads": int(env["BENCH_THREADS"]),
-        "requests": int(env["BENCH_REQUESTS"]),
-        "repeats": int(env["BENCH_REPEATS"]),
-    }
+    return {name.lower(): (int(env["BENCH_" + name])
+                           if env["BENCH_" + name].isdigit()
+                           else env["BENCH_" + name])
+            for name in ("DURATION", "RUNS", "CONNECTIONS", "THREADS",
+                         "REQUESTS", "REPEATS", "APPS", "APPS_ZONE",
+                         "APPS_WARM", "UPLOAD_BYTES", "UPLOAD_REQUESTS",
+                         "GATEWAYS", "FAR_MS")}
 
+
+def size_bytes(text):
+    """An nginx size ("4m", "512k", "1024") in bytes."""
+    m = re.fullmatch(r"(\d+)([kKmMgG]?)", str(text))
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(m.group(1)) * scale[m.group(2).lower()]
+
+
+# raw files -------------------------------------------------------------
 
 def wrk_result(path):
     """The JSON line bench/wrk.lua printed, with requests/s added."""
@@ -94,7 +127,7 @@ def wrk_result(path):
 
 
 def metric_sum(text, name):
-    """Sum of every sample of a Prometheus counter, whatever its labels."""
+    """Sum of every sample of a Prometheus metric, whatever its labels."""
     total = 0
     for m in re.finditer(r"^%s(?:\{[^}]*\})? (\d+)$" % re.escape(name),
                          text, re.M):
@@ -102,43 +135,93 @@ def metric_sum(text, name):
     return total
 
 
-def lease_counters(path):
-    """Tollgate's counters after one wrk run (warm-up included)."""
+def script_calls(path):
+    """Script calls Redis ran (EVALSHA and EVAL in INFO commandstats)."""
     with open(path) as f:
         text = f.read()
-    requests = metric_sum(text, "tollgate_requests_total")
-    hits = metric_sum(text, "tollgate_l3_hits_total")
-    misses = metric_sum(text, "tollgate_l3_misses_total")
-    calls = metric_sum(text, "tollgate_redis_calls_total")
-    return {
-        "requests": requests,
-        "l3_hits": hits,
-        "l3_misses": misses,
-        "redis_calls": calls,
-        "l3_hit_rate": hits / (hits + misses) if hits + misses else None,
-        "redis_calls_per_1000_requests":
-            calls * 1000 / requests if requests else None,
-    }
+    return sum(int(m.group(1)) for m in re.finditer(
+        r"^cmdstat_(?:evalsha|eval|evalsha_ro|eval_ro):calls=(\d+)",
+        text, re.M))
 
 
-def throughput(raw_dir, p):
-    out = {}
-    for v in p["variants"]:
-        runs = [wrk_result(os.path.join(raw_dir, "wrk-%s-%d.txt" % (v, n)))
-                for n in range(1, p["runs"] + 1)]
-        out[v] = {
-            "runs": runs,
-            "median_requests_per_s":
-                statistics.median(r["requests_per_s"] for r in runs),
-            "median_p50_us":
-                statistics.median(r["latency_us"]["p50"] for r in runs),
-            "median_p99_us":
-                statistics.median(r["latency_us"]["p99"] for r in runs),
+def counters(raw, v, run, instances, wrk_requests, zone_bytes):
+    """Over the life of one set of gateways (warm-up included): requests,
+    lease hits and misses, Redis calls, and how full the zone got."""
+    metrics = [os.path.join(raw, "metrics-%s-%d-%d.txt" % (v, run, i))
+               for i in range(1, instances + 1)]
+    redis = os.path.join(raw, "redis-%s-%d.txt" % (v, run))
+    c = {}
+
+    if all(os.path.exists(x) for x in metrics):
+        texts = []
+        for x in metrics:
+            with open(x) as f:
+                texts.append(f.read())
+
+        def s(name):
+            return sum(metric_sum(t, name) for t in texts)
+
+        c["requests"] = s("tollgate_requests_total")
+        c["l3_hits"] = s("tollgate_l3_hits_total")
+        c["l3_misses"] = s("tollgate_l3_misses_total")
+        if v.endswith("_redis"):
+            c["redis_calls"] = s("tollgate_redis_calls_total")
+        c["zone_apps"] = s("tollgate_zone_apps")
+        c["zone_evictions"] = s("tollgate_zone_evictions_total")
+        c["fail_open"] = s("tollgate_fail_open_total")
+        if c["zone_evictions"] and c["zone_apps"]:
+            c["zone_bytes_per_app"] = round(zone_bytes
+                                            / (c["zone_apps"] / instances))
+        looked = c["l3_hits"] + c["l3_misses"]
+        if v.endswith("_redis"):
+            c["l3_hit_rate"] = c["l3_hits"] / looked if looked else None
+    elif os.path.exists(redis):
+        c["requests"] = wrk_requests
+        c["redis_calls"] = script_calls(redis)
+
+    if c.get("redis_calls") is not None and c.get("requests"):
+        c["redis_calls_per_1000_requests"] = round(
+            c["redis_calls"] * 1000 / c["requests"], 3)
+    return c
+
+
+def throughput(raw, v, p, instances, zone_bytes):
+    runs = []
+    for n in range(1, p["runs"] + 1):
+        parts = [wrk_result(os.path.join(raw, "wrkrun-%s-%d-%d.txt"
+                                         % (v, n, i)))
+                 for i in range(1, instances + 1)]
+        warm = [wrk_result(os.path.join(raw, "wrkwarm-%s-%d-%d.txt"
+                                        % (v, n, i)))
+                for i in range(1, instances + 1)]
+        run = {
+            "requests_per_s": sum(x["requests_per_s"] for x in parts),
+            # with several gateways, the slowest one's latency
+            "p50_us": max(x["latency_us"]["p50"] for x in parts),
+            "p99_us": max(x["latency_us"]["p99"] for x in parts),
+            "wrk": parts,
         }
-        paths = [os.path.join(raw_dir, "metrics-%s-%d.txt" % (v, n))
-                 for n in range(1, p["runs"] + 1)]
-        if all(os.path.exists(x) for x in paths):
-            out[v]["counters"] = [lease_counters(x) for x in paths]
+        c = counters(raw, v, n, instances,
+                     sum(x["requests"] for x in parts + warm), zone_bytes)
+        if c:
+            run["counters"] = c
+        runs.append(run)
+
+    out = {
+        "runs": runs,
+        "median_requests_per_s":
+            statistics.median(r["requests_per_s"] for r in runs),
+        "min_requests_per_s": min(r["requests_per_s"] for r in runs),
+        "max_requests_per_s": max(r["requests_per_s"] for r in runs),
+        "median_p50_us": statistics.median(r["p50_us"] for r in runs),
+        "median_p99_us": statistics.median(r["p99_us"] for r in runs),
+    }
+    for key in ("redis_calls_per_1000_requests", "l3_hit_rate",
+                "zone_bytes_per_app"):
+        values = [r["counters"][key] for r in runs
+                  if r.get("counters", {}).get(key) is not None]
+        if values:
+            out["median_" + key] = statistics.median(values)
     return out
 
 
@@ -194,15 +277,15 @@ def callgrind_costs(path):
     return self_ir, call_ir
 
 
-def tollgate_breakdown(idle_path, loaded_path, requests):
+def tollgate_breakdown(base_path, loaded_path, requests):
     """Where Tollgate's instructions go, per request: each module function
     nginx calls (inclusive), and the callees of the costliest one.  The
-    idle profile is subtracted, as for the totals, so start-up work does
+    base profile is subtracted, as for the totals, so start-up work does
     not show as a fraction of an instruction per request."""
     self_ir, call_ir = callgrind_costs(loaded_path)
-    idle_self_ir, idle_call_ir = callgrind_costs(idle_path)
-    self_ir.subtract(idle_self_ir)
-    call_ir.subtract(idle_call_ir)
+    base_self_ir, base_call_ir = callgrind_costs(base_path)
+    self_ir.subtract(base_self_ir)
+    call_ir.subtract(base_call_ir)
     ours = ("ngx_http_tollgate_", "tg_")
 
     entries = collections.Counter()
@@ -222,42 +305,75 @@ def tollgate_breakdown(idle_path, loaded_path, requests):
     return {"entry_points": entries, "top": top, "top_callees": callees}
 
 
-def instructions(raw_dir, p):
-    out = {}
-    for v in p["variants"]:
-        reps = []
-        for n in range(1, p["repeats"] + 1):
-            idle = callgrind_total_ir(os.path.join(
-                raw_dir, "callgrind-%s-0-%d.out" % (v, n)))
-            loaded = callgrind_total_ir(os.path.join(
-                raw_dir, "callgrind-%s-%d-%d.out" % (v, p["requests"], n)))
-            reps.append({
-                "idle_ir": idle,
-                "loaded_ir": loaded,
-                "ir_per_request": round((loaded - idle) / p["requests"], 1),
-            })
-        per_request = [r["ir_per_request"] for r in reps]
-        out[v] = {
-            "repeats": reps,
-            "median_ir_per_request": statistics.median(per_request),
-            "min_ir_per_request": min(per_request),
-            "max_ir_per_request": max(per_request),
+def instructions(raw, v, p, base, counted):
+    reps = []
+    for n in range(1, p["repeats"] + 1):
+        paths = [os.path.join(raw, "callgrind-%s-%d-%d.out" % (v, c, n))
+                 for c in (base, base + counted)]
+        rep = {
+            "base_ir": callgrind_total_ir(paths[0]),
+            "loaded_ir": callgrind_total_ir(paths[1]),
         }
+        rep["ir_per_request"] = round(
+            (rep["loaded_ir"] - rep["base_ir"]) / counted, 1)
+        if os.path.exists(paths[1] + ".redis"):
+            rep["redis_ir_per_request"] = round(
+                (callgrind_total_ir(paths[1] + ".redis")
+                 - callgrind_total_ir(paths[0] + ".redis")) / counted, 1)
+        reps.append(rep)
 
-    if "plain" in out:
-        base = out["plain"]["median_ir_per_request"]
-        for v in out:
-            out[v]["added_ir_per_request"] = (
-                out[v]["median_ir_per_request"] - base)
-    for v in out:
-        if v.startswith("tollgate"):
-            out[v]["breakdown"] = tollgate_breakdown(
-                os.path.join(raw_dir, "callgrind-%s-0-1.out" % v),
-                os.path.join(raw_dir, "callgrind-%s-%d-1.out"
-                             % (v, p["requests"])),
-                p["requests"])
+    per_request = [r["ir_per_request"] for r in reps]
+    out = {
+        "repeats": reps,
+        "median_ir_per_request": statistics.median(per_request),
+        "min_ir_per_request": min(per_request),
+        "max_ir_per_request": max(per_request),
+    }
+    if "redis_ir_per_request" in reps[0]:
+        out["median_redis_ir_per_request"] = statistics.median(
+            r["redis_ir_per_request"] for r in reps)
+    if v.startswith("tollgate"):
+        out["breakdown"] = tollgate_breakdown(
+            os.path.join(raw, "callgrind-%s-%d-1.out" % (v, base)),
+            os.path.join(raw, "callgrind-%s-%d-1.out" % (v, base + counted)),
+            counted)
     return out
 
+
+def scenario_result(raw_dir, scenario, p):
+    raw = os.path.join(raw_dir, scenario)
+    with open(os.path.join(raw, "variants")) as f:
+        variants = f.read().split()
+    instances = p["gateways"] if scenario == "gateways" else 1
+    zone_bytes = size_bytes(p["apps_zone"] if scenario == "apps" else "1m")
+    out = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M"),
+        "commit": os.environ["BENCH_COMMIT"],
+        "variants": variants,
+        "instances": instances,
+        "zone_bytes": zone_bytes,
+        "throughput": {v: throughput(raw, v, p, instances, zone_bytes)
+                       for v in variants},
+    }
+
+    if scenario in CALLGRIND_SCENARIOS:
+        base = p["apps_warm"] if scenario == "apps" else 0
+        counted = (p["upload_requests"] if scenario == "uploads"
+                   else p["requests"])
+        out["callgrind_base_requests"] = base
+        out["callgrind_requests"] = counted
+        ins = {v: instructions(raw, v, p, base, counted) for v in variants}
+        if "plain" in ins:
+            floor = ins["plain"]["median_ir_per_request"]
+            for r in ins.values():
+                r["added_ir_per_request"] = round(
+                    r["median_ir_per_request"] - floor, 1)
+        out["instructions"] = ins
+    return out
+
+
+# JSON ------------------------------------------------------------------
 
 def write_json(results_dir, name, data):
     with open(os.path.join(results_dir, name + ".json"), "w") as f:
@@ -266,9 +382,36 @@ def write_json(results_dir, name, data):
 
 
 def read_json(results_dir, name):
-    with open(os.path.join(results_dir, name + ".json")) as f:
+    path = os.path.join(results_dir, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
         return json.load(f)
 
+
+def record_history(results_dir, hit):
+    """Keeps one line per commit measured of what Tollgate adds on the hit
+    path, so that a change to it is seen before and after."""
+    ins = hit.get("instructions", {})
+    if not {"plain", "tollgate"} <= set(ins):
+        return
+    history = read_json(results_dir, "history") or []
+    entry = {
+        "commit": hit["commit"],
+        "date_utc": hit["date_utc"],
+        "added_ir_per_request": {
+            v: ins[v]["added_ir_per_request"] for v in ins},
+        "handler_ir_per_request": {
+            v: ins[v]["breakdown"]["entry_points"].get(
+                "ngx_http_tollgate_handler")
+            for v in ins if ins[v].get("breakdown")},
+    }
+    history = [h for h in history if h["commit"] != entry["commit"]]
+    history.append(entry)
+    write_json(results_dir, "history", history)
+
+
+# the doc ---------------------------------------------------------------
 
 def table(header, rows):
     lines = ["| " + " | ".join(header) + " |",
@@ -283,8 +426,11 @@ def machine_table(m):
         ("commit measured", m["commit"]),
         ("nproc", m["nproc"]),
         ("CPU model", m["cpu_model"]),
+        ("L3 cache (cpu0)", m.get("l3_cache", "not recorded")),
         ("kernel", m["kernel"]),
         ("nginx -v", m["nginx"]),
+        ("Lua module", m.get("lua_module", "not recorded")),
+        ("redis-server", m.get("redis", "not recorded")),
         ("wrk -v", m["wrk"]),
         ("valgrind", m["valgrind"]),
         ("load average before / after", "%s / %s" % (
@@ -292,146 +438,276 @@ def machine_table(m):
     ])
 
 
-def throughput_table(t):
+def fmt(value, spec="{:,.0f}"):
+    return "n/a" if value is None else spec.format(value)
+
+
+def throughput_table(res):
+    t = res["throughput"]
     base = t.get("plain", {}).get("median_requests_per_s")
     rows = []
     for v, r in t.items():
         rps = r["median_requests_per_s"]
         rows.append((
             "`%s`" % v,
-            "{:,.0f}".format(rps),
-            ", ".join("{:,.0f}".format(x["requests_per_s"])
-                      for x in r["runs"]),
+            fmt(rps),
+            ", ".join(fmt(x["requests_per_s"]) for x in r["runs"]),
             "%.2f" % (r["median_p50_us"] / 1000),
             "%.2f" % (r["median_p99_us"] / 1000),
-            "%+.1f %%" % ((rps / base - 1) * 100) if base else "n/a",
+            "%.1f %%" % (rps / base * 100) if base else "n/a",
+            fmt(r.get("median_redis_calls_per_1000_requests"), "{:,.2f}"),
+            fmt(r.get("median_l3_hit_rate"), "{:.2%}"),
         ))
     return table(["variant", "requests/s (median)", "each run",
-                  "p50 latency (ms)", "p99 latency (ms)", "vs plain"], rows)
+                  "p50 (ms)", "p99 (ms)", "of plain", "Redis calls per "
+                  "1000 requests", "L3 hit rate"], rows)
 
 
-def throughput_note(t):
+def spread_note(res):
     """How far apart the runs of one variant were: the noise floor."""
     spreads = []
-    for r in t.values():
-        rps = [x["requests_per_s"] for x in r["runs"]]
-        spreads.append(max(rps) / min(rps) - 1)
-    worst = max(spreads) * 100
-    return ("In this run the fastest and slowest runs of one variant were "
-            "up to {:.0f} % apart, so differences between variants smaller "
-            "than that are noise.".format(worst))
+    for r in res["throughput"].values():
+        spreads.append(r["max_requests_per_s"] / r["min_requests_per_s"] - 1)
+    return ("The fastest and slowest runs of one variant were up to "
+            "{:.0f} % apart.".format(max(spreads) * 100))
 
 
-def instructions_table(ins):
+def instructions_table(res):
     rows = []
-    for v, r in ins.items():
+    for v, r in res["instructions"].items():
         added = r.get("added_ir_per_request")
         rows.append((
             "`%s`" % v,
-            "{:,.0f}".format(r["median_ir_per_request"]),
+            fmt(r["median_ir_per_request"]),
             "{:,.0f} to {:,.0f}".format(r["min_ir_per_request"],
                                         r["max_ir_per_request"]),
             "{:+,.0f}".format(added) if added is not None else "n/a",
+            fmt(r.get("median_redis_ir_per_request")),
         ))
-    return table(["variant", "instructions/request (median)",
-                  "range over repeats", "added over plain"], rows)
+    return table(["variant", "nginx instructions/request (median)",
+                  "range over repeats", "added over plain",
+                  "Redis instructions/request"], rows)
 
 
-def verdict(ins):
-    """The target: Tollgate adds no more instructions than limit_req."""
-    if not {"plain", "limit_req", "tollgate"} <= set(ins):
-        return ("This run did not measure `plain`, `limit_req` and "
-                "`tollgate` all three, so the target was not checked.")
-
-    tg = ins["tollgate"]["added_ir_per_request"]
-    lr = ins["limit_req"]["added_ir_per_request"]
-    text = ("Tollgate adds **{:,.0f}** instructions per request over plain "
-            "nginx; `limit_req` adds **{:,.0f}**. ".format(tg, lr))
-    if tg <= lr:
-        text += "The target (no more than `limit_req`) is **met**."
-    else:
-        text += ("The target (no more than `limit_req`) is **not met**: "
-                 "Tollgate adds {:,.0f} more ({:.1f}x).".format(
-                     tg - lr, tg / lr if lr > 0 else float("inf")))
-    if "limit_req_app" in ins:
-        text += (" Keyed by the same header as Tollgate, `limit_req` adds "
-                 "{:,.0f}.".format(
-                     ins["limit_req_app"]["added_ir_per_request"]))
-    if "tollgate_redis" in ins:
-        text += (" In distributed mode Tollgate adds {:,.0f} (see below for "
-                 "what that figure includes).".format(
-                     ins["tollgate_redis"]["added_ir_per_request"]))
-    return text
+def zone_table(res):
+    rows = []
+    for v, r in res["throughput"].items():
+        c = r["runs"][-1].get("counters", {})
+        if "zone_apps" not in c:
+            continue
+        rows.append(("`%s`" % v, fmt(c["zone_apps"]),
+                     fmt(c["zone_evictions"]), fmt(c.get("fail_open")),
+                     fmt(r.get("median_zone_bytes_per_app"))))
+    if not rows:
+        return "Tollgate was not measured in this scenario."
+    return table(["variant", "applications in the zone at the end",
+                  "evictions", "admitted without a decision (zone full)",
+                  "zone bytes per application held"], rows)
 
 
-def breakdown_text(ins):
+def breakdown_text(res):
     parts = []
-    for v, r in ins.items():
+    for v, r in res.get("instructions", {}).items():
         b = r.get("breakdown")
         if not b:
             continue
         parts.append("`%s`:" % v)
         parts.append(table(["module function called by nginx",
                             "instructions/request (inclusive)"],
-                           [("`%s`" % fn, "{:,.0f}".format(ir))
+                           [("`%s`" % fn, fmt(ir))
                             for fn, ir in b["entry_points"].items()]))
         parts.append(table(["called by `%s`" % b["top"],
                             "instructions/request"],
                            [("`%s`" % fn if not fn.startswith("(") else fn,
-                             "{:,.0f}".format(ir))
+                             fmt(ir))
                             for fn, ir in b["top_callees"].items()]))
-    if not parts:
-        return "Tollgate was not measured in this run."
     return "\n\n".join(parts)
 
 
-def lease_text(t):
-    r = t.get("tollgate_redis")
-    if not r or "counters" not in r:
-        return "Distributed mode was not measured in this run."
-
+def history_table(results_dir):
+    history = read_json(results_dir, "history") or []
     rows = []
-    for n, c in enumerate(r["counters"], 1):
-        rows.append((
-            n,
-            "{:,}".format(c["requests"]),
-            "%.2f %%" % (c["l3_hit_rate"] * 100)
-            if c["l3_hit_rate"] is not None else "n/a",
-            "{:,} ({:.2f} per 1000 requests)".format(
-                c["redis_calls"], c["redis_calls_per_1000_requests"])
-            if c["redis_calls_per_1000_requests"] is not None else "n/a",
-        ))
-    return table(["wrk run", "requests decided", "L3 hit rate",
-                  "Redis calls"], rows)
+    for h in history:
+        a = h["added_ir_per_request"]
+        rows.append((h["commit"], h["date_utc"],
+                     fmt(a.get("tollgate"), "{:+,.0f}"),
+                     fmt(h["handler_ir_per_request"].get("tollgate")),
+                     fmt(a.get("tollgate_redis"), "{:+,.0f}"),
+                     fmt(a.get("limit_req"), "{:+,.0f}")))
+    return table(["commit", "measured (UTC)", "`tollgate` added",
+                  "its request handler (inclusive)", "`tollgate_redis` "
+                  "added", "`limit_req` added"], rows)
 
 
-def render_doc(results_dir, doc):
+def ratio(res, a, b):
+    t = res["throughput"] if res else {}
+    if a not in t or b not in t:
+        return None
+    return t[a]["median_requests_per_s"] / t[b]["median_requests_per_s"]
+
+
+def met(ok):
+    return "met" if ok else "**not met**"
+
+
+def targets(results, steady):
+    """One line per target of issue 7, from this run's figures."""
+    rows = []
+    hit = results.get("hit") or {}
+    ins = hit.get("instructions", {})
+
+    if {"tollgate", "limit_req", "lua_dict"} <= set(ins):
+        tg = ins["tollgate"]["added_ir_per_request"]
+        lr = ins["limit_req"]["added_ir_per_request"]
+        lua = ins["lua_dict"]["added_ir_per_request"]
+        text = "{:+,.0f} vs `limit_req` {:+,.0f} and Lua {:+,.0f}".format(
+            tg, lr, lua)
+        if tg > lr:
+            text += " ({:,.0f} over, {:.1f}x)".format(tg - lr, tg / lr)
+        rows.append(("instructions added per request (standalone) no more "
+                     "than `limit_req`'s, well under the Lua limiter's",
+                     text, met(tg <= lr)))
+    if "tollgate_redis" in ins and "limit_req" in ins:
+        tg = ins["tollgate_redis"]["added_ir_per_request"]
+        lr = ins["limit_req"]["added_ir_per_request"]
+        rows.append(("the same in distributed mode",
+                     "{:+,.0f} vs {:+,.0f}".format(tg, lr), met(tg <= lr)))
+
+    for v in ("tollgate", "tollgate_redis"):
+        r = ratio(hit, v, "plain")
+        if r is not None:
+            rows.append(("`%s` throughput at least 90 %% of plain on the "
+                         "hit path" % v, "%.1f %%" % (r * 100),
+                         met(r >= 0.9)))
+    r = ratio(results.get("gateways"), "tollgate_redis", "lua_redis")
+    if r is not None:
+        rows.append(("at least 3 times the per-request Redis design, with "
+                     "three gateways", "%.2fx" % r, met(r >= 3)))
+
+    for run in (steady or {}).get("runs", []):
+        if run["target_rate"] != 5000:
+            continue
+        horizon = run.get("horizon", "200ms")
+        rows.append(("at most 1 Redis call per 1000 requests at a steady "
+                     "5000 requests/s, horizon %s" % horizon,
+                     "%.2f" % run["calls_per_1000"],
+                     met(run["calls_per_1000"] <= 1)))
+        rows.append(("at least 99 %% L3 hits at steady load, horizon %s"
+                     % horizon, "%.2f %%" % (100 * run["hit_rate"]),
+                     met(run["hit_rate"] >= 0.99)))
+
+    apps = (results.get("apps") or {}).get("throughput", {})
+    for v in ("tollgate", "tollgate_redis"):
+        b = apps.get(v, {}).get("median_zone_bytes_per_app")
+        if b is not None:
+            rows.append(("`%s`: at most 256 bytes of shared memory per "
+                         "application" % v, "%d bytes" % b, met(b <= 256)))
+    if not rows:
+        return "This run measured none of the figures the targets need."
+    return table(["target", "measured", "verdict"], rows)
+
+
+def plot(results, img_dir):
+    """One PNG per scenario (requests/s with the runs' range, p99), and
+    one of the instructions added on the hit path.  Returns the names."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(img_dir, exist_ok=True)
+    made = {}
+    for s, res in results.items():
+        t = res["throughput"]
+        names = list(t)
+        med = [t[v]["median_requests_per_s"] for v in names]
+        low = [m - t[v]["min_requests_per_s"] for m, v in zip(med, names)]
+        high = [t[v]["max_requests_per_s"] - m for m, v in zip(med, names)]
+        p99 = [t[v]["median_p99_us"] / 1000 for v in names]
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        ax1.bar(names, med, yerr=[low, high], capsize=4, color="#4878a8")
+        ax1.set_ylabel("requests/s (median, range of runs)")
+        ax2.bar(names, p99, color="#c07040")
+        ax2.set_ylabel("p99 latency (ms, median of runs)")
+        for ax in (ax1, ax2):
+            ax.tick_params(axis="x", rotation=30, labelsize=8)
+        fig.suptitle("scenario %s" % s)
+        fig.tight_layout()
+        name = "bench-%s.png" % s
+        fig.savefig(os.path.join(img_dir, name), dpi=80)
+        plt.close(fig)
+        made[s] = name
+
+    ins = (results.get("hit") or {}).get("instructions", {})
+    added = {v: r["added_ir_per_request"] for v, r in ins.items()
+             if r.get("added_ir_per_request") is not None and v != "plain"}
+    if added:
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        ax.barh(list(added), list(added.values()), color="#4878a8")
+        ax.set_xscale("log")
+        ax.set_xlabel("instructions added per request over plain nginx "
+                      "(callgrind, log scale)")
+        fig.tight_layout()
+        fig.savefig(os.path.join(img_dir, "bench-instructions.png"), dpi=80)
+        plt.close(fig)
+        made["instructions"] = "bench-instructions.png"
+    return made
+
+
+def scenario_text(s, res, images):
+    if res is None:
+        return "Not measured yet: `BENCH_SCENARIOS=%s make bench`." % s
+    parts = ["Measured %s (UTC) at commit %s." % (res["date_utc"],
+                                                  res["commit"]),
+             throughput_table(res), spread_note(res)]
+    if s in images:
+        parts.append("![%s](img/%s)" % (s, images[s]))
+    if res.get("instructions"):
+        parts.append("Instructions per request under callgrind: %s "
+                     "requests counted%s." % (
+                         fmt(res["callgrind_requests"]),
+                         ", after %s not counted" %
+                         fmt(res["callgrind_base_requests"])
+                         if res["callgrind_base_requests"] else ""))
+        parts.append(instructions_table(res))
+    if s == "apps":
+        parts.append(zone_table(res))
+    return "\n\n".join(parts)
+
+
+def render_doc(results_dir, doc, img_dir):
     m = read_json(results_dir, "machine")
     p = read_json(results_dir, "params")
-    t = read_json(results_dir, "throughput")
-    ins = read_json(results_dir, "instructions")
+    results = {s: read_json(results_dir, s) for s in SCENARIOS}
+    results = {s: r for s, r in results.items() if r is not None}
+    steady = None
+    if os.path.exists(DISTRIBUTED_JSON):
+        with open(DISTRIBUTED_JSON) as f:
+            steady = json.load(f)
+    images = plot(results, img_dir)
 
     fill = {
         "MACHINE": machine_table(m),
-        "THROUGHPUT": throughput_table(t),
-        "THROUGHPUT_NOTE": throughput_note(t),
-        "INSTRUCTIONS": instructions_table(ins),
-        "VERDICT": verdict(ins),
-        "BREAKDOWN": breakdown_text(ins),
-        "LEASE": lease_text(t),
-        "DURATION": p["duration_s"],
-        "RUNS": p["runs"],
-        "CONNECTIONS": p["connections"],
-        "THREADS": p["threads"],
-        "REQUESTS": p["requests"],
-        "REPEATS": p["repeats"],
+        "TARGETS": targets(results, steady),
+        "BREAKDOWN": breakdown_text(results.get("hit") or {})
+                     or "Tollgate was not measured on the hit path.",
+        "HISTORY": history_table(results_dir),
+        "INSTRUCTIONS_PLOT": "![instructions](img/%s)"
+                             % images["instructions"]
+                             if "instructions" in images else "",
     }
+    for s in SCENARIOS:
+        fill["SCENARIO_" + s.upper()] = scenario_text(s, results.get(s),
+                                                      images)
+    for name, value in p.items():
+        fill[name.upper()] = value
+
     with open(TEMPLATE) as f:
         text = f.read()
     for name, value in fill.items():
         text = text.replace("@%s@" % name, str(value))
 
-    left = re.findall(r"@[A-Z_]+@", text)
+    left = re.findall(r"@[A-Z_0-9]+@", text)
     if left:
         sys.exit("report.py: unreplaced placeholders %s" % left)
 
@@ -450,20 +726,23 @@ def render_doc(results_dir, doc):
 
 
 def main(argv):
-    if len(argv) == 4 and argv[1] == "--doc":
-        render_doc(argv[2], argv[3])
+    if len(argv) == 5 and argv[1] == "--doc":
+        render_doc(argv[2], argv[3], argv[4])
         return 0
-    if len(argv) != 4:
+    if len(argv) != 5:
         sys.exit(__doc__)
 
-    raw_dir, results_dir, doc = argv[1:]
+    raw_dir, results_dir, doc, img_dir = argv[1:]
     p = params()
     os.makedirs(results_dir, exist_ok=True)
     write_json(results_dir, "params", p)
     write_json(results_dir, "machine", machine_info(raw_dir))
-    write_json(results_dir, "throughput", throughput(raw_dir, p))
-    write_json(results_dir, "instructions", instructions(raw_dir, p))
-    render_doc(results_dir, doc)
+    for s in os.environ["BENCH_MEASURED"].split():
+        res = scenario_result(raw_dir, s, p)
+        write_json(results_dir, s, res)
+        if s == "hit":
+            record_history(results_dir, res)
+    render_doc(results_dir, doc, img_dir)
     return 0
 
 

@@ -1,39 +1,69 @@
 #!/bin/bash
-# `make bench`: what Tollgate costs on the request path.
+# `make bench`: what Tollgate costs on the request path, beside its peers.
 #
-# The same location (a 1 KiB static file) under variants of one nginx
-# configuration (bench/nginx.conf.in):
-#   plain          nothing limits
+# The same location (a 1 KiB static file; for uploads, PUT stored by the
+# DAV module) under variants of one nginx configuration
+# (bench/nginx.conf.in):
+#   plain          nothing limits: the limit
 #   limit_req      stock limit_req by client address, with a rate that
 #                  admits every request
 #   limit_req_app  the same keyed by the X-App-Id header, as Tollgate is
-#   tollgate       Tollgate standalone, with a quota that admits every
+#   lua_dict       an OpenResty-style token bucket in a lua_shared_dict,
+#                  run by access_by_lua (bench/peers/tg_bench_dict.lua)
+#   lua_redis      the naive distributed limiter: one EVALSHA per request
+#                  to a shared Redis (bench/peers/tg_bench_redis.lua)
+#   tollgate       Tollgate standalone, with quotas that admit every
 #                  request
-#   tollgate_redis the same in distributed mode: quotas in a local Redis,
+#   tollgate_redis the same in distributed mode: quotas in Redis,
 #                  requests paid from the gateway's lease
+#
+# Scenarios (BENCH_SCENARIOS narrows them, BENCH_VARIANTS the variants):
+#   hit       one application, every request allowed
+#   apps      BENCH_APPS applications drawn at random, in zones of
+#             BENCH_APPS_ZONE that cannot hold them all: lookup and eviction
+#   uploads   PUT of BENCH_UPLOAD_BYTES (cost from Content-Length)
+#   gateways  BENCH_GATEWAYS gateways sharing one Redis, loaded at once
+#   far       Redis BENCH_FAR_MS ms away (a delay proxy in front of it)
+#   steady    bench/distributed.py: Redis calls per 1000 requests at a
+#             steady rate, lease horizons 200 ms and 500 ms
 #
 # 1. Throughput and latency: wrk on loopback, BENCH_RUNS runs of
 #    BENCH_DURATION seconds per variant (variants interleaved, so drift
 #    in the machine's load spreads over all), median reported.
-# 2. Instructions per request: nginx as one process under callgrind,
-#    driven by exactly BENCH_REQUESTS requests; (Ir of that run - Ir of
-#    an idle start and stop) / requests, BENCH_REPEATS times.
+# 2. Instructions per request (hit, apps, uploads): nginx as one process
+#    under callgrind (and Redis too, for the variants that call it),
+#    driven by an exact number of requests: (Ir of that run - Ir of a
+#    base run) / requests, BENCH_REPEATS times.  The base run starts and
+#    stops the same configuration with the warm-up requests only.
 #
-# Writes bench/results/*.json and regenerates docs/benchmarks.md
-# (bench/report.py).  BENCH_VARIANTS narrows the variants measured.
+# Writes bench/results/*.json, docs/img/bench-*.png and regenerates
+# docs/benchmarks.md (bench/report.py); BENCH_RESULTS, BENCH_DOC and
+# BENCH_IMG put them elsewhere (the smoke test does).  BENCH_KEEP_RAW=DIR
+# keeps the raw files (wrk output, metrics, callgrind profiles) there.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/deploy/nginx.sh"
 
+export BENCH_SCENARIOS=${BENCH_SCENARIOS:-hit apps uploads gateways far steady}
+export BENCH_VARIANTS=${BENCH_VARIANTS:-}
 export BENCH_DURATION=${BENCH_DURATION:-10}
 export BENCH_RUNS=${BENCH_RUNS:-3}
 export BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-50}
 export BENCH_THREADS=${BENCH_THREADS:-1}
-export BENCH_REQUESTS=${BENCH_REQUESTS:-20000}
-export BENCH_REPEATS=${BENCH_REPEATS:-3}
-export BENCH_VARIANTS=${BENCH_VARIANTS:-plain limit_req limit_req_app \
-tollgate tollgate_redis}
+export BENCH_REQUESTS=${BENCH_REQUESTS:-10000}
+export BENCH_REPEATS=${BENCH_REPEATS:-2}
+export BENCH_APPS=${BENCH_APPS:-100000}
+export BENCH_APPS_ZONE=${BENCH_APPS_ZONE:-2m}
+export BENCH_APPS_WARM=${BENCH_APPS_WARM:-20000}
+export BENCH_UPLOAD_BYTES=${BENCH_UPLOAD_BYTES:-1048576}
+export BENCH_UPLOAD_REQUESTS=${BENCH_UPLOAD_REQUESTS:-500}
+export BENCH_GATEWAYS=${BENCH_GATEWAYS:-3}
+export BENCH_FAR_MS=${BENCH_FAR_MS:-5}
+
+results=${BENCH_RESULTS:-$root/bench/results}
+doc=${BENCH_DOC:-$root/docs/benchmarks.md}
+img=${BENCH_IMG:-$root/docs/img}
 
 # What was measured, for the report: the commit, and whether the module's
 # sources differed from it.  Set it when TOLLGATE_MODULE comes from
@@ -50,12 +80,11 @@ export BENCH_COMMIT
 
 # TOLLGATE_MODULE: a module built elsewhere (make BUILD=... module)
 module=${TOLLGATE_MODULE:-$root/build/ngx_http_tollgate_module.so}
+lua_modules=/usr/lib/nginx/modules
 
 "$root/scripts/deps.sh" bench
 
-case " $BENCH_VARIANTS " in
-    *" tollgate"*) [ -f "$module" ] || make -C "$root" module ;;
-esac
+[ -f "$module" ] || make -C "$root" module
 
 work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 pids=""
@@ -67,6 +96,10 @@ cleanup() {
     for pid in $pids; do
         tg_stop_pid "$pid"
     done
+    if [ -n "${BENCH_KEEP_RAW:-}" ] && [ -d "$work/raw" ]; then
+        mkdir -p "$BENCH_KEEP_RAW"
+        cp -r "$work/raw/." "$BENCH_KEEP_RAW/"
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -121,14 +154,83 @@ start_server() {
 }
 
 
-# variant_lines VARIANT MODE: sets the directives that make up a variant.
-# The $names in single quotes are nginx variables, not the shell's.
+# scenario_variants SCENARIO: the variants SCENARIO measures, narrowed by
+# BENCH_VARIANTS when it is set.
+scenario_variants() {
+    local all v out=""
+
+    case $1 in
+    hit)      all="plain limit_req limit_req_app lua_dict lua_redis tollgate
+                   tollgate_redis" ;;
+    apps)     all="plain limit_req_app lua_dict tollgate tollgate_redis" ;;
+    uploads)  all="plain limit_req_app lua_dict tollgate" ;;
+    gateways) all="plain lua_redis tollgate_redis" ;;
+    far)      all="plain lua_redis tollgate_redis" ;;
+    *)        all="" ;;
+    esac
+
+    for v in $all; do
+        case " ${BENCH_VARIANTS:-$all} " in
+            *" $v "*) out="$out $v" ;;
+        esac
+    done
+    echo $out
+}
+
+
+# scenario_settings SCENARIO: what differs from one scenario to another,
+# the same for each of its variants.
+scenario_settings() {
+    scenario=$1
+    url_path=/object
+    wrk_script=$root/bench/wrk.lua
+    wrk_tail=""
+    client_args=""
+    scenario_location=""
+    zone_size=1m
+    apps_decl="tollgate_app bench guaranteed=1000000 burst=1000000;"
+    cg_requests=$BENCH_REQUESTS
+    cg_warm=0
+    instances=1
+    far_port=""
+
+    case $scenario in
+    apps)
+        wrk_script=$root/bench/wrk-apps.lua
+        wrk_tail="-- $BENCH_APPS"
+        client_args="--apps $BENCH_APPS"
+        zone_size=$BENCH_APPS_ZONE
+        apps_decl="include $work/apps.conf;"
+        # the base run fills the zones, so that the requests counted find
+        # them full and pay for the eviction
+        cg_warm=$BENCH_APPS_WARM
+        ;;
+    uploads)
+        url_path=/up/object
+        wrk_tail="-- upload $BENCH_UPLOAD_BYTES"
+        client_args="--put $BENCH_UPLOAD_BYTES"
+        scenario_location="dav_methods PUT;
+            client_max_body_size 1g;"
+        cg_requests=$BENCH_UPLOAD_REQUESTS
+        ;;
+    gateways)
+        instances=$BENCH_GATEWAYS
+        ;;
+    esac
+}
+
+
+# variant_lines VARIANT MODE INSTANCE: sets the directives that make up a
+# variant.  The $names in single quotes are nginx variables, not the
+# shell's.
 # shellcheck disable=SC2016
 variant_lines() {
     local redis_timeout=""
 
     load="" limit_http="" limit_location="" metrics="return 404;"
     if [ "$2" = callgrind ]; then
+        # callgrind slows nginx, not only Redis: a reply can wait in the
+        # socket past the default 100 ms before nginx reads it
         redis_timeout=" timeout=5s"
     fi
 
@@ -138,30 +240,48 @@ variant_lines() {
     limit_req)
         # 1e6 r/s with a burst as large never delays nor rejects at
         # loopback speed, yet runs all of limit_req's accounting
-        limit_http='limit_req_zone $binary_remote_addr zone=bench:1m rate=1000000r/s;'
+        limit_http="limit_req_zone \$binary_remote_addr zone=bench:$zone_size rate=1000000r/s;"
         limit_location='limit_req zone=bench burst=1000000 nodelay;'
         ;;
     limit_req_app)
         # the same, keyed like Tollgate by a request header
-        limit_http='limit_req_zone $http_x_app_id zone=bench:1m rate=1000000r/s;'
+        limit_http="limit_req_zone \$http_x_app_id zone=bench:$zone_size rate=1000000r/s;"
         limit_location='limit_req zone=bench burst=1000000 nodelay;'
         ;;
+    lua_dict|lua_redis)
+        load="load_module $lua_modules/ndk_http_module.so;
+load_module $lua_modules/ngx_http_lua_module.so;"
+        limit_location='access_by_lua_block { tg_bench.access() }'
+        if [ "$1" = lua_dict ]; then
+            limit_http="lua_package_path '$root/bench/peers/?.lua;;';
+    lua_shared_dict tg_bench_buckets $zone_size;
+    init_by_lua_block { tg_bench = require 'tg_bench_dict' }"
+        else
+            limit_http="lua_package_path '$root/bench/peers/?.lua;;';
+    init_by_lua_block {
+        tg_bench = require 'tg_bench_redis'
+        tg_bench.init('127.0.0.1', $nginx_redis_port)
+    }"
+        fi
+        ;;
     tollgate|tollgate_redis)
-        # 1e6 tokens/s for an application whose GET costs 2 tokens; with
-        # Redis the same declarations seed its keys
+        # every application's GET costs 2 tokens, far below its rate;
+        # with Redis the same declarations seed its keys (in scenario
+        # apps Redis has the applications before nginx starts)
         load="load_module $module;"
         metrics="tollgate_metrics;"
-        limit_http='tollgate_zone bench:1m;
-    tollgate_cluster_capacity bench capacity=10000000;
-    tollgate_app bench guaranteed=1000000 burst=1000000;'
+        limit_http="tollgate_zone bench:$zone_size;
+    tollgate_cluster_capacity bench capacity=1000000000;"
+        if [ "$1" = tollgate ] || [ "$scenario" != apps ]; then
+            limit_http="$limit_http
+    $apps_decl"
+        fi
         limit_location='tollgate_cluster bench;
             tollgate zone=bench app=$http_x_app_id;'
         if [ "$1" = tollgate_redis ]; then
-            # callgrind slows nginx, not Redis: a reply can wait in the
-            # socket past the default 100 ms before nginx reads it
             limit_http="$limit_http
-    tollgate_redis 127.0.0.1:$redis_port$redis_timeout;
-    tollgate_gateway_id bench;"
+    tollgate_redis 127.0.0.1:$nginx_redis_port$redis_timeout;
+    tollgate_gateway_id bench$3;"
         fi
         ;;
     *)
@@ -172,14 +292,35 @@ variant_lines() {
 }
 
 
-# start_nginx VARIANT MODE [WRAPPER...]: starts nginx for VARIANT, with a
-# master and one worker (MODE wrk) or as a single process (MODE
-# callgrind), under WRAPPER if given; sets nginx_pid, port and prefix.
-start_nginx() {
-    local variant=$1 mode=$2 process user=""
+# uses_redis VARIANT: true for the variants that talk to Redis.
+uses_redis() {
+    case $1 in
+        lua_redis|tollgate_redis) return 0 ;;
+        *) return 1 ;;
+    esac
+}
 
-    shift 2
-    prefix=$work/$variant-$mode
+
+# reset_redis PORT: an empty Redis with its counters at zero, holding the
+# applications of scenario apps.
+reset_redis() {
+    redis-cli -p "$1" flushall >/dev/null
+    redis-cli -p "$1" config resetstat >/dev/null
+    if [ "$scenario" = apps ]; then
+        redis-cli -p "$1" --pipe <"$work/apps.resp" >/dev/null
+    fi
+}
+
+
+# start_nginx VARIANT MODE INSTANCE [WRAPPER...]: starts nginx for
+# VARIANT, with a master and one worker (MODE wrk) or as a single process
+# (MODE callgrind), under WRAPPER if given; sets nginx_pid, port and
+# prefix.  The caller has emptied Redis.
+start_nginx() {
+    local variant=$1 mode=$2 instance=$3 process user=""
+
+    shift 3
+    prefix=$work/$scenario-$variant-$mode$instance
     port=$(tg_free_port)
     rm -rf "$prefix"
     mkdir -p "$prefix/tmp"
@@ -194,36 +335,33 @@ master_process on;"
 master_process off;"
     fi
 
-    variant_lines "$variant" "$mode"
+    variant_lines "$variant" "$mode" "$instance"
     tg_render "$root/bench/nginx.conf.in" "$prefix/nginx.conf" \
         LOAD="$load" USER="$user" PROCESS="$process" PREFIX="$prefix" \
         WWW="$work/www" PORT="$port" LIMIT_HTTP="$limit_http" \
-        LIMIT_LOCATION="$limit_location" METRICS="$metrics"
+        LIMIT_LOCATION="$limit_location" METRICS="$metrics" \
+        SCENARIO_LOCATION="$scenario_location"
 
-    # each run of the distributed variant starts from an empty Redis
-    if [ "$variant" = tollgate_redis ]; then
-        redis-cli -p "$redis_port" flushall >/dev/null
-    fi
-
-    # valgrind needs seconds to start nginx
-    start_server "nginx ($variant, $mode)" "$port" "$prefix/error.log" 120 \
+    # valgrind needs seconds to start nginx (and 100 000 applications)
+    start_server "nginx ($variant, $mode)" "$port" "$prefix/error.log" 300 \
         "$@" "$TG_NGINX" -p "$prefix/" -c "$prefix/nginx.conf" \
         -e "$prefix/error.log"
     nginx_pid=$server_pid
 }
 
 
-# stop_nginx: stops the nginx of start_nginx and fails if it logged
-# anything at error level or above (limit_req logs each rejection there).
+# stop_nginx PID PORT PREFIX: stops an nginx of start_nginx and fails if
+# it logged anything at error level or above (limit_req logs each
+# rejection there).
 stop_nginx() {
-    local tenths=600
+    local pid=$1 port=$2 prefix=$3 tenths=600
 
     # nginx as a single process can take the signal just before it blocks
     # in epoll_wait with no timer set, and then sleeps on with its exit
     # flag raised; a connection wakes it.  Under valgrind, with the
     # machine busy, that window is wide.
-    if kill -TERM "$nginx_pid" 2>/dev/null; then
-        while kill -0 "$nginx_pid" 2>/dev/null && [ "$tenths" -gt 0 ]; do
+    if kill -TERM "$pid" 2>/dev/null; then
+        while kill -0 "$pid" 2>/dev/null && [ "$tenths" -gt 0 ]; do
             sleep 0.1
             tenths=$(( tenths - 1 ))
             if [ $(( tenths % 10 )) = 0 ]; then
@@ -231,98 +369,257 @@ stop_nginx() {
             fi
         done
     fi
-    tg_stop_pid "$nginx_pid"
-    untrack "$nginx_pid"
+    tg_stop_pid "$pid"
+    untrack "$pid"
 
-    if grep -E '\[(error|crit|alert|emerg)\]' "$prefix/error.log" >&2; then
+    if grep -qE '\[(error|crit|alert|emerg)\]' "$prefix/error.log"; then
+        grep -E '\[(error|crit|alert|emerg)\]' "$prefix/error.log" |
+            head -5 >&2
         echo "bench: errors in $prefix/error.log" >&2
         exit 1
     fi
 }
 
 
+# start_redis DIR [WRAPPER...]: a redis-server of our own, nothing
+# persisted; sets redis_pid and the port it listens on, redis_port.
+start_redis() {
+    local dir=$1
+
+    shift
+    mkdir -p "$dir"
+    redis_port=$(tg_free_port)
+    start_server redis-server "$redis_port" "$dir/redis.log" 120 \
+        "$@" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$dir" --logfile "$dir/redis.log"
+    redis_pid=$server_pid
+}
+
+
+# start_far_proxy: the delay proxy of tests/distributed/tgdist.py (a
+# process of its own, asyncio) in front of the shared Redis, holding what
+# nginx sends BENCH_FAR_MS ms; sets far_port.
+start_far_proxy() {
+    local tenths=100 out=$work/far-proxy.port
+
+    /usr/bin/python3 "$root/tests/distributed/tgdist.py" delay-proxy \
+        "$shared_redis_port" "0.$(printf '%03d' "$BENCH_FAR_MS")" >"$out" &
+    pids="$pids $!"
+    far_pid=$!
+    while ! grep -qE '^[0-9]+$' "$out" && [ "$tenths" -gt 0 ]; do
+        sleep 0.1
+        tenths=$(( tenths - 1 ))
+    done
+    far_port=$(head -1 "$out")
+    if [ -z "$far_port" ]; then
+        echo "bench: the delay proxy did not start" >&2
+        exit 1
+    fi
+}
+
+
+# wrk_runs VARIANT RUN: one fresh set of gateways of VARIANT, a warm-up
+# and BENCH_DURATION seconds of wrk on each at once; keeps wrk's output,
+# Tollgate's counters and Redis's.
+wrk_runs() {
+    local v=$1 run=$2 i wpid wpids="" gw_pids=() gw_ports=() gw_prefixes=()
+    local raw=$work/raw/$scenario
+
+    if uses_redis "$v"; then
+        reset_redis "$shared_redis_port"
+    fi
+    for i in $(seq "$instances"); do
+        start_nginx "$v" wrk "$i"
+        gw_pids+=("$nginx_pid")
+        gw_ports+=("$port")
+        gw_prefixes+=("$prefix")
+    done
+
+    # warm-up, kept for the request count: first connections, page cache,
+    # CPU caches, leases
+    for phase in warm run; do
+        wpids=""
+        for i in $(seq "$instances"); do
+            # shellcheck disable=SC2086
+            wrk $wrk_args -d"$([ $phase = warm ] && echo 1 ||
+                               echo "$BENCH_DURATION")s" \
+                -s "$wrk_script" \
+                "http://127.0.0.1:${gw_ports[$((i - 1))]}$url_path" \
+                $wrk_tail >"$raw/wrk$phase-$v-$run-$i.txt" &
+            wpids="$wpids $!"
+            pids="$pids $!"
+        done
+        for wpid in $wpids; do
+            wait "$wpid" || { echo "bench: wrk failed ($v)" >&2; exit 1; }
+            untrack "$wpid"
+        done
+    done
+
+    for i in $(seq "$instances"); do
+        case $v in
+        tollgate*)
+            curl -sf "http://127.0.0.1:${gw_ports[$((i - 1))]}/metrics" \
+                >"$raw/metrics-$v-$run-$i.txt"
+            ;;
+        esac
+    done
+    if uses_redis "$v"; then
+        redis-cli -p "$shared_redis_port" info commandstats \
+            >"$raw/redis-$v-$run.txt"
+    fi
+
+    for i in $(seq "$instances"); do
+        stop_nginx "${gw_pids[$((i - 1))]}" "${gw_ports[$((i - 1))]}" \
+            "${gw_prefixes[$((i - 1))]}"
+    done
+    grep -h '^Requests/sec' "$raw"/wrkrun-"$v-$run"-*.txt |
+        sed "s/^/  $scenario run $run $v: /"
+}
+
+
+# callgrind_runs VARIANT REPEAT: the base and the counted run of VARIANT
+# under callgrind, with Redis under callgrind too when VARIANT calls it.
+callgrind_runs() {
+    local v=$1 rep=$2 count out
+    local raw=$work/raw/$scenario
+
+    for count in "$cg_warm" $(( cg_warm + cg_requests )); do
+        out=$raw/callgrind-$v-$count-$rep.out
+        if uses_redis "$v"; then
+            start_redis "$work/cg-redis" valgrind --tool=callgrind -q \
+                --callgrind-out-file="$out.redis"
+            reset_redis "$redis_port"
+            nginx_redis_port=$redis_port
+        fi
+        start_nginx "$v" callgrind "" valgrind --tool=callgrind -q \
+            --callgrind-out-file="$out"
+        if [ "$count" -gt 0 ]; then
+            # shellcheck disable=SC2086
+            run_tracked /usr/bin/python3 "$root/bench/client.py" \
+                "$port" "$url_path" "$count" $client_args
+        fi
+        stop_nginx "$nginx_pid" "$port" "$prefix"
+        if uses_redis "$v"; then
+            tg_stop_pid "$redis_pid"
+            untrack "$redis_pid"
+            nginx_redis_port=$shared_redis_port
+        fi
+        if [ ! -s "$out" ]; then
+            echo "bench: callgrind wrote no profile ($out)" >&2
+            exit 1
+        fi
+    done
+}
+
+
+# the applications of scenario apps: declarations for standalone mode, a
+# pipeline of HSETs for Redis (the key layout of docs/redis-keys.md)
+write_apps() {
+    /usr/bin/python3 - "$BENCH_APPS" "$work" <<'EOF'
+import sys
+
+apps, work = int(sys.argv[1]), sys.argv[2]
+
+
+def resp(*words):
+    out = ["*%d\r\n" % len(words)]
+    for w in words:
+        w = str(w)
+        out.append("$%d\r\n%s\r\n" % (len(w.encode()), w))
+    return "".join(out)
+
+
+with open(work + "/apps.conf", "w") as conf, \
+        open(work + "/apps.resp", "w") as pipe:
+    for n in range(1, apps + 1):
+        app = "app-%d" % n
+        conf.write("tollgate_app %s guaranteed=1000 burst=1000;\n" % app)
+        pipe.write(resp("HSET", "tg:{bench}:app:" + app, "app_id", app,
+                        "cluster_id", "bench", "guaranteed_quota", 1000,
+                        "burst_quota", 1000, "priority", 1,
+                        "max_borrow", 0, "cost_profile", "standard",
+                        "version", 1))
+        pipe.write(resp("SADD", "tg:{bench}:apps", app))
+EOF
+}
+
+
 # nginx maps the module it loads: a private copy keeps it safe from any
 # rebuild of build/ while it runs (a file rewritten in place is a SIGBUS)
-case " $BENCH_VARIANTS " in
-    *" tollgate"*)
-        cp "$module" "$work/ngx_http_tollgate_module.so"
-        module=$work/ngx_http_tollgate_module.so
-        ;;
-esac
+cp "$module" "$work/ngx_http_tollgate_module.so"
+module=$work/ngx_http_tollgate_module.so
 
-# the object every request fetches, world-readable for the worker user
-mkdir -p "$work/www" "$work/raw"
+# the object every request fetches, world-readable for the worker user;
+# the directory uploads go to, writable by it
+mkdir -p "$work/www/up" "$work/raw"
 cp /proc/loadavg "$work/raw/loadavg-before"
 head -c 1024 /dev/urandom >"$work/www/object"
 chmod 755 "$work" "$work/www"
 chmod 644 "$work/www/object"
+tg_give_to_workers "$work/www/up"
+write_apps
 
-url_path=/object
+# one Redis for every wrk run, nothing persisted
+start_redis "$work/redis"
+shared_redis_port=$redis_port
+nginx_redis_port=$shared_redis_port
 
-# tollgate_redis: one Redis for the whole run, nothing persisted
-redis_port=""
-case " $BENCH_VARIANTS " in
-    *" tollgate_redis "*)
-        mkdir -p "$work/redis"
-        redis_port=$(tg_free_port)
-        start_server redis-server "$redis_port" "$work/redis/redis.log" 10 \
-            redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
-            --appendonly no --dir "$work/redis" \
-            --logfile "$work/redis/redis.log"
+wrk_args="-t$BENCH_THREADS -c$BENCH_CONNECTIONS"
+measured=""
+
+for scenario in $BENCH_SCENARIOS; do
+    [ "$scenario" = steady ] && continue
+    variants=$(scenario_variants "$scenario")
+    if [ -z "$variants" ]; then
+        echo "bench: scenario \"$scenario\" has none of the variants" \
+             "\"$BENCH_VARIANTS\"; skipped" >&2
+        continue
+    fi
+    scenario_settings "$scenario"
+    mkdir -p "$work/raw/$scenario"
+    echo "$variants" >"$work/raw/$scenario/variants"
+    measured="$measured $scenario"
+
+    if [ "$scenario" = far ]; then
+        start_far_proxy
+        nginx_redis_port=$far_port
+    fi
+
+    echo "bench: $scenario: throughput, $BENCH_RUNS x ${BENCH_DURATION}s" \
+         "per variant ($variants)"
+    for run in $(seq "$BENCH_RUNS"); do
+        for v in $variants; do
+            wrk_runs "$v" "$run"
+        done
+    done
+
+    if [ "$scenario" = far ]; then
+        tg_stop_pid "$far_pid"
+        untrack "$far_pid"
+        nginx_redis_port=$shared_redis_port
+    fi
+
+    case $scenario in
+    hit|apps|uploads)
+        echo "bench: $scenario: instructions, $BENCH_REPEATS x" \
+             "$cg_requests requests under callgrind per variant"
+        for v in $variants; do
+            for rep in $(seq "$BENCH_REPEATS"); do
+                callgrind_runs "$v" "$rep"
+            done
+            echo "  $scenario $v done"
+        done
+        ;;
+    esac
+done
+
+if [ -n "$measured" ]; then
+    BENCH_MEASURED=$measured /usr/bin/python3 "$root/bench/report.py" \
+        "$work/raw" "$results" "$doc" "$img"
+fi
+
+case " $BENCH_SCENARIOS " in
+    *" steady "*)
+        BENCH_DOC=$doc /usr/bin/python3 "$root/bench/distributed.py"
         ;;
 esac
-wrk_args="-t$BENCH_THREADS -c$BENCH_CONNECTIONS -s $root/bench/wrk.lua"
-
-echo "bench: throughput, $BENCH_RUNS x ${BENCH_DURATION}s per variant" \
-     "($BENCH_VARIANTS)"
-for run in $(seq "$BENCH_RUNS"); do
-    for v in $BENCH_VARIANTS; do
-        start_nginx "$v" wrk
-
-        # warm-up, not recorded: first connections, page cache, CPU caches
-        # shellcheck disable=SC2086
-        run_tracked wrk $wrk_args -d1s "http://127.0.0.1:$port$url_path" \
-            >/dev/null
-        # shellcheck disable=SC2086
-        run_tracked wrk $wrk_args -d"${BENCH_DURATION}s" \
-            "http://127.0.0.1:$port$url_path" >"$work/raw/wrk-$v-$run.txt"
-
-        # Tollgate's own counters: lease hits, Redis calls
-        case $v in
-        tollgate*)
-            curl -sf "http://127.0.0.1:$port/metrics" \
-                >"$work/raw/metrics-$v-$run.txt"
-            ;;
-        esac
-
-        stop_nginx
-        grep '^Requests/sec' "$work/raw/wrk-$v-$run.txt" |
-            sed "s/^/  run $run $v: /"
-    done
-done
-
-echo "bench: instructions, $BENCH_REPEATS x $BENCH_REQUESTS requests" \
-     "under callgrind per variant"
-for v in $BENCH_VARIANTS; do
-    for rep in $(seq "$BENCH_REPEATS"); do
-        # 0 requests is the idle run whose count is subtracted
-        for count in 0 "$BENCH_REQUESTS"; do
-            out=$work/raw/callgrind-$v-$count-$rep.out
-            start_nginx "$v" callgrind valgrind --tool=callgrind -q \
-                --callgrind-out-file="$out"
-            if [ "$count" -gt 0 ]; then
-                run_tracked /usr/bin/python3 "$root/bench/client.py" \
-                    "$port" "$url_path" "$count"
-            fi
-            stop_nginx
-            if [ ! -s "$out" ]; then
-                echo "bench: callgrind wrote no profile ($out)" >&2
-                exit 1
-            fi
-        done
-        echo "  $v repeat $rep done"
-    done
-done
-
-/usr/bin/python3 "$root/bench/report.py" "$work/raw" "$root/bench/results" \
-    "$root/docs/benchmarks.md"

@@ -1,8 +1,19 @@
 -- wrk script of bench/run.sh: every variant gets the same request, with
--- the application id that only Tollgate reads, and the summary is printed
--- as one JSON line (prefixed "RESULT ") for the report to parse.
+-- the application id that only Tollgate and the Lua peers read, and the
+-- summary is printed as one JSON line (prefixed "RESULT ") for the
+-- report to parse.
+--
+-- Arguments after "--": none for a GET, or "upload BYTES" for a PUT of
+-- BYTES bytes (its Content-Length is what Tollgate charges).
 
 wrk.headers["X-App-Id"] = "bench"
+
+function init(args)
+    if args[1] == "upload" then
+        wrk.method = "PUT"
+        wrk.body = string.rep("x", tonumber(args[2]))
+    end
+end
 
 function done(summary, latency, requests)
     local e = summary.errors

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent / "distributed"))
 
 import tgdist  # noqa: E402
 import tgnginx  # noqa: E402
-from tgdist import GET_COST, RedisServer  # noqa: E402,F401
+from tgdist import GET_COST  # noqa: E402
 
 REPO = HERE.parents[1]
 RESULTS = Path(os.environ.get("TOLLGATE_CHAOS_RESULTS",
@@ -148,14 +148,12 @@ def app_status(gw, app):
 def kill_gateway(gw):
     """SIGKILL to the master and its workers, by PID, as a crashed host
     would: nothing is said to Redis, the heartbeats just stop."""
-    workers = tgnginx.children_of(gw.proc.pid)
-    gw.proc.kill()
-    gw.proc.wait()
-    for pid in workers:
+    for pid in [gw.proc.pid, *tgnginx.children_of(gw.proc.pid)]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    gw.proc.wait()
 
 
 def redis_calls(metrics, script, result="ok"):
@@ -303,27 +301,13 @@ class NetnsRedis(tgdist.RedisServer):
 
 # load ----------------------------------------------------------------------
 
-# one request: when its reply came (monotonic s), its status (0: no
-# reply, the connection failed) and how long it took (s)
-Reply = collections.namedtuple("Reply", "at status latency_s")
-
-
-class Traffic:
-    """GETs of one application through one gateway at rate_rps, from
-    `threads` threads with a keep-alive connection each.  A thread that
-    falls behind does not burst to catch up: the offered rate is a
-    ceiling.  Runs between start() and stop(), or as a with block."""
-
-    def __init__(self, gw, app, rate_rps, threads=2, path="/obj/1k"):
-        self.gw = gw
-        self.app = app
-        self.path = path
-        self.period_s = threads / rate_rps
-        self.nthreads = threads
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.replies = []
-        self.threads = []
+class Traffic(tgdist.Load):
+    """tgdist.Load (paced GETs of one application through one gateway,
+    from threads with a keep-alive connection each, a tgdist.Sample kept
+    for every reply) made for faults: a request whose connection fails
+    is kept with status 0 (no reply) and the thread connects again; a
+    thread that fell behind does not burst to catch up, so the offered
+    rate stays a ceiling.  Also a with block."""
 
     def _run(self, offset_s):
         client = self.gw.client()
@@ -337,30 +321,18 @@ class Traffic:
                              time.monotonic() - self.period_s)
                 sent = time.perf_counter()
                 try:
-                    status = client.request("GET", self.path,
-                                            app=self.app).status
+                    reply = client.request("GET", self.path, app=self.app)
                 except (OSError, http.client.HTTPException):
-                    status = 0
+                    reply = None
                     client.close()
                     client = self.gw.client()
                 latency_s = time.perf_counter() - sent
                 with self.lock:
-                    self.replies.append(Reply(time.monotonic(), status,
-                                              latency_s))
+                    self.replies.append(tgdist.Sample(
+                        time.monotonic(), reply.status if reply else 0,
+                        latency_s, None))
         finally:
             client.close()
-
-    def start(self):
-        for i in range(self.nthreads):
-            t = tgnginx.Worker(self._run, i * self.period_s / self.nthreads)
-            self.threads.append(t)
-            t.start()
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join()
 
     def __enter__(self):
         return self.start()
@@ -370,9 +342,7 @@ class Traffic:
 
     def between(self, since=None, until=None):
         with self.lock:
-            return [r for r in self.replies
-                    if (since is None or r.at >= since)
-                    and (until is None or r.at < until)]
+            return self.samples(since=since, until=until)
 
     def statuses(self, since=None, until=None):
         return dict(collections.Counter(
