@@ -155,23 +155,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
                                         NGX_HTTP_TOLLGATE_UNKNOWN_APP);
     }
 
-    /*
-     * The cost comes from what the gateway sees: the method and the
-     * declared length.  A body without a length is charged an estimate
-     * now and settled in the log phase on the bytes actually received.
-     */
-
-    body_bytes = 0;
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (r->headers_in.content_length_n >= 0) {
-            body_bytes = r->headers_in.content_length_n;
-
-        } else if (r->headers_in.chunked) {
-            body_bytes = lcf->chunked_estimate;
-            ctx->estimated = 1;
-        }
-    }
+    body_bytes = ngx_http_tollgate_body_bytes(r, lcf, ctx);
 
     profile = app->profile ? &app->profile->cost : &lcf->cost;
 
@@ -283,6 +267,34 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The body charged for comes from what the gateway sees: the method and
+ * the declared length, never a client's word on its cost.  A body
+ * without a length is charged an estimate now and settled in the log
+ * phase on the bytes actually received.
+ */
+
+off_t
+ngx_http_tollgate_body_bytes(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx)
+{
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        return 0;
+    }
+
+    if (r->headers_in.content_length_n >= 0) {
+        return r->headers_in.content_length_n;
+    }
+
+    if (r->headers_in.chunked) {
+        ctx->estimated = 1;
+        return lcf->chunked_estimate;
+    }
+
+    return 0;
 }
 
 

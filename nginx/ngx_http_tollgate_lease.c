@@ -149,17 +149,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     /* the cost is computed once, from the profile Redis names */
 
     if (!ctx->waiting) {
-        body_bytes = 0;
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            if (r->headers_in.content_length_n >= 0) {
-                body_bytes = r->headers_in.content_length_n;
-
-            } else if (r->headers_in.chunked) {
-                body_bytes = lcf->chunked_estimate;
-                ctx->estimated = 1;
-            }
-        }
+        body_bytes = ngx_http_tollgate_body_bytes(r, lcf, ctx);
 
         ctx->profile = d->cost_known ? &d->cost : &lcf->cost;
         ctx->charged_bytes = body_bytes;

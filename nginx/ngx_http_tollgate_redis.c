@@ -101,8 +101,7 @@ static void ngx_http_tollgate_rnode_schedule(ngx_http_tollgate_rnode_t *n);
 static void ngx_http_tollgate_rnode_reconnect(ngx_event_t *ev);
 static void ngx_http_tollgate_rnode_timeout(ngx_event_t *ev);
 static void ngx_http_tollgate_rnode_arm(ngx_http_tollgate_rnode_t *n);
-static void ngx_http_tollgate_rnode_read(ngx_event_t *ev);
-static void ngx_http_tollgate_rnode_write(ngx_event_t *ev);
+static void ngx_http_tollgate_rnode_event(ngx_event_t *ev);
 static void ngx_http_tollgate_ev_add_read(void *privdata);
 static void ngx_http_tollgate_ev_del_read(void *privdata);
 static void ngx_http_tollgate_ev_add_write(void *privdata);
@@ -1051,8 +1050,8 @@ ngx_http_tollgate_rnode_connect(ngx_http_tollgate_rnode_t *n)
     }
 
     c->data = n;
-    c->read->handler = ngx_http_tollgate_rnode_read;
-    c->write->handler = ngx_http_tollgate_rnode_write;
+    c->read->handler = ngx_http_tollgate_rnode_event;
+    c->write->handler = ngx_http_tollgate_rnode_event;
     c->read->log = rd->log;
     c->write->log = rd->log;
 
@@ -1345,7 +1344,7 @@ ngx_http_tollgate_rnode_retire(ngx_http_tollgate_rnode_t *n)
 
 
 static void
-ngx_http_tollgate_rnode_read(ngx_event_t *ev)
+ngx_http_tollgate_rnode_event(ngx_event_t *ev)
 {
     ngx_connection_t           *c;
     ngx_http_tollgate_rnode_t  *n;
@@ -1353,23 +1352,15 @@ ngx_http_tollgate_rnode_read(ngx_event_t *ev)
     c = ev->data;
     n = c->data;
 
-    if (n->ac) {
-        redisAsyncHandleRead(n->ac);
+    if (n->ac == NULL) {
+        return;
     }
-}
 
-
-static void
-ngx_http_tollgate_rnode_write(ngx_event_t *ev)
-{
-    ngx_connection_t           *c;
-    ngx_http_tollgate_rnode_t  *n;
-
-    c = ev->data;
-    n = c->data;
-
-    if (n->ac) {
+    if (ev->write) {
         redisAsyncHandleWrite(n->ac);
+
+    } else {
+        redisAsyncHandleRead(n->ac);
     }
 }
 
