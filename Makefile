@@ -25,7 +25,7 @@ MODULE_SRCS := $(wildcard nginx/*.c nginx/*.h) nginx/config $(CORE_SRCS) \
 
 .PHONY: test-chaos
 
-.PHONY: test-distributed bench-distributed
+.PHONY: test-distributed bench-distributed bench-smoke
 
 all: core module admin web
 
@@ -176,9 +176,16 @@ test-chaos: module
 run: deps all
 	@deploy/run.sh
 
+# every scenario against the peers, about 25 minutes; BENCH_SCENARIOS and
+# BENCH_VARIANTS narrow it (bench/run.sh)
 bench: deps all
 	@scripts/deps.sh bench
 	@bench/run.sh
+
+# the harness itself, one short scenario into a temporary directory
+bench-smoke: deps module
+	@scripts/deps.sh bench
+	$(PYTHON) -m pytest -q bench/test_bench.py
 
 # Redis calls per 1000 requests and lease hit rate at a steady rate
 bench-distributed: deps module

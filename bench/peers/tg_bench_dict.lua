@@ -12,11 +12,10 @@
 local M = {}
 
 local RATE_TPS = 1000000     -- tokens per second, and the bucket's size
-local BASE_TOKENS = 2
-local QUANTUM_BYTES = 65536
 
 local dict = ngx.shared.tg_bench_buckets
 local now = ngx.now
+local request = require("tg_bench_cost").request
 local ceil = math.ceil
 local min = math.min
 
@@ -25,15 +24,9 @@ local epoch_ms = now() * 1000
 
 
 function M.access()
-    local app = ngx.var.http_x_app_id
+    local app, cost = request()
     if not app then
         return ngx.exit(400)
-    end
-
-    local cost = BASE_TOKENS
-    local length = tonumber(ngx.var.http_content_length)
-    if length and length > 0 then
-        cost = cost + ceil(length / QUANTUM_BYTES)
     end
 
     local now_ms = ceil(now() * 1000 - epoch_ms)

@@ -8,8 +8,6 @@
 local M = {}
 
 local RATE_TPS = 1000000
-local BASE_TOKENS = 2
-local QUANTUM_BYTES = 65536
 
 local SCRIPT = [[
 local rate_tps = tonumber(ARGV[2])
@@ -35,7 +33,7 @@ local sha = ngx.sha1_bin(SCRIPT):gsub(".", function(c)
 end)
 local tcp = ngx.socket.tcp
 local concat = table.concat
-local ceil = math.ceil
+local request = require("tg_bench_cost").request
 
 
 local function bulk(s)
@@ -61,15 +59,9 @@ end
 
 
 function M.access()
-    local app = ngx.var.http_x_app_id
+    local app, cost = request()
     if not app then
         return ngx.exit(400)
-    end
-
-    local cost = BASE_TOKENS
-    local length = tonumber(ngx.var.http_content_length)
-    if length and length > 0 then
-        cost = cost + ceil(length / QUANTUM_BYTES)
     end
 
     local sock = tcp()
