@@ -181,6 +181,10 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     decision = tg_lease_take(lease, &lc, ctx->cost_tokens, now_ms);
     local = 0;
 
+    if (!ctx->waiting) {
+        zone->sh->decisions++;
+    }
+
     switch (decision) {
 
     case TG_LEASE_HIT:

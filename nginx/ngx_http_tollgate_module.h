@@ -156,6 +156,7 @@ typedef struct {
     uint64_t                     hist_sum_ns;
 
     /* distributed mode */
+    uint64_t                     decisions;
     uint64_t                     l3_hits;
     uint64_t                     l3_misses;
     uint64_t                     fail_open;

@@ -51,6 +51,7 @@ struct ngx_http_tollgate_rnode_s {
     ngx_msec_t                       backoff_ms;
     ngx_uint_t                       pending;
     unsigned                         sentinel:1;
+    unsigned                         subscriber:1;
     unsigned                         connected:1;
     unsigned                         retired:1;   /* never reconnect */
 };
@@ -77,6 +78,9 @@ typedef struct {
 
     ngx_http_tollgate_rnode_t       *master;      /* single, sentinel */
     ngx_http_tollgate_rnode_t       *sentinel;
+    ngx_http_tollgate_rnode_t       *subscriber;
+    const char                      *channel;
+    ngx_http_tollgate_message_pt     on_message;
     ngx_uint_t                       sentinel_next;
 
     ngx_http_tollgate_rnode_t       *nodes[NGX_HTTP_TOLLGATE_NODES_MAX];
@@ -130,6 +134,9 @@ static void ngx_http_tollgate_discover(void);
 static void ngx_http_tollgate_on_master(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_tollgate_refresh_slots(void);
+static void ngx_http_tollgate_keep_subscriber(void);
+static void ngx_http_tollgate_on_message(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_http_tollgate_on_slots(redisAsyncContext *ac, void *r,
     void *privdata);
 
@@ -257,6 +264,10 @@ ngx_http_tollgate_redis_exit(void)
         ngx_http_tollgate_rnode_retire(rd->sentinel);
     }
 
+    if (rd->subscriber) {
+        ngx_http_tollgate_rnode_retire(rd->subscriber);
+    }
+
     for (i = 0; i < rd->nnodes; i++) {
         ngx_http_tollgate_rnode_retire(rd->nodes[i]);
     }
@@ -295,6 +306,98 @@ ngx_http_tollgate_redis_tick(void)
     default:
         break;
     }
+
+    ngx_http_tollgate_keep_subscriber();
+}
+
+
+void
+ngx_http_tollgate_redis_subscribe(const char *channel,
+    ngx_http_tollgate_message_pt handler)
+{
+    if (ngx_http_tollgate_redis == NULL) {
+        return;
+    }
+
+    ngx_http_tollgate_redis->channel = channel;
+    ngx_http_tollgate_redis->on_message = handler;
+
+    ngx_http_tollgate_keep_subscriber();
+}
+
+
+/*
+ * The subscriber follows the master: it is made anew when it lost its
+ * connection or when the master moved (a Sentinel failover).
+ */
+
+static void
+ngx_http_tollgate_keep_subscriber(void)
+{
+    ngx_http_tollgate_redis_t  *rd;
+    ngx_http_tollgate_rnode_t  *target, *sub;
+
+    rd = ngx_http_tollgate_redis;
+
+    if (rd->channel == NULL) {
+        return;
+    }
+
+    target = ngx_http_tollgate_route(-1);
+
+    if (target == NULL || !target->connected) {
+        return;
+    }
+
+    sub = rd->subscriber;
+
+    if (sub != NULL
+        && sub->addr.port == target->addr.port
+        && ngx_strcmp(sub->addr.host, target->addr.host) == 0
+        && (sub->ac != NULL || sub->reconnect_ev.timer_set))
+    {
+        return;
+    }
+
+    if (sub != NULL) {
+        ngx_http_tollgate_rnode_retire(sub);
+    }
+
+    sub = ngx_http_tollgate_rnode_create(target->addr.host,
+                                         target->addr.port, 0);
+    if (sub == NULL) {
+        return;
+    }
+
+    sub->subscriber = 1;
+    rd->subscriber = sub;
+
+    ngx_http_tollgate_rnode_connect(sub);
+}
+
+
+static void
+ngx_http_tollgate_on_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply;
+
+    reply = r;
+
+    /* ["message", channel, payload]; "subscribe" confirms, once */
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || ngx_strcmp(reply->element[0]->str, "message") != 0
+        || reply->element[2]->type != REDIS_REPLY_STRING
+        || ngx_http_tollgate_redis == NULL
+        || ngx_http_tollgate_redis->on_message == NULL)
+    {
+        return;
+    }
+
+    ngx_http_tollgate_redis->on_message((u_char *) reply->element[2]->str,
+                                        reply->element[2]->len);
 }
 
 
@@ -1081,7 +1184,18 @@ ngx_http_tollgate_rnode_connect(ngx_http_tollgate_rnode_t *n)
      * connection, so that EVALSHA finds them.
      */
 
-    if (!n->sentinel) {
+    if (n->subscriber) {
+        if (rd->conf->password.len) {
+            (void) redisAsyncCommand(ac, ngx_http_tollgate_on_setup, "AUTH",
+                                     "AUTH %b", rd->conf->password.data,
+                                     rd->conf->password.len);
+            n->pending++;
+        }
+
+        (void) redisAsyncCommand(ac, ngx_http_tollgate_on_message, NULL,
+                                 "SUBSCRIBE %s", rd->channel);
+
+    } else if (!n->sentinel) {
         if (rd->conf->password.len) {
             (void) redisAsyncCommand(ac, ngx_http_tollgate_on_setup, "AUTH",
                                      "AUTH %b", rd->conf->password.data,
@@ -1132,7 +1246,7 @@ ngx_http_tollgate_on_connect(const redisAsyncContext *ac, int status)
     n->connected = 1;
     n->backoff_ms = NGX_HTTP_TOLLGATE_BACKOFF_MIN;
 
-    if (!n->sentinel) {
+    if (!n->sentinel && !n->subscriber) {
         ngx_http_tollgate_redis_connects++;
     }
 
@@ -1145,6 +1259,9 @@ ngx_http_tollgate_on_connect(const redisAsyncContext *ac, int status)
 
     if (n->sentinel) {
         ngx_http_tollgate_discover();
+
+    } else if (n->subscriber) {
+        /* nothing: it only listens */
 
     } else if (ngx_http_tollgate_redis->slots) {
         ngx_http_tollgate_redis->refreshed_ms = 0;

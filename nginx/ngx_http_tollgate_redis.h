@@ -99,6 +99,16 @@ ngx_int_t ngx_http_tollgate_redis_call(ngx_uint_t script,
 
 uint16_t ngx_http_tollgate_redis_slot(u_char *tag, size_t len);
 
+/*
+ * Messages of a channel, through a connection of their own that the
+ * client keeps to the master (or any Cluster node: PUBLISH reaches
+ * every node); the handler gets each message's payload.
+ */
+typedef void (*ngx_http_tollgate_message_pt)(u_char *data, size_t len);
+
+void ngx_http_tollgate_redis_subscribe(const char *channel,
+    ngx_http_tollgate_message_pt handler);
+
 /* each reply's latency and result (RESULT_*), for the health window */
 void ngx_http_tollgate_health_record(uint32_t latency_us, int outcome);
 

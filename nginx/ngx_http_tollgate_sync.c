@@ -61,6 +61,7 @@ static void ngx_http_tollgate_on_acquire(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_report(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_seed(redisReply *reply, void *data);
+static void ngx_http_tollgate_on_config(u_char *cluster_id, size_t len);
 static void ngx_http_tollgate_read_capacity(ngx_http_tollgate_call_t *call);
 static void ngx_http_tollgate_on_capacity(redisReply *reply, void *data);
 static ngx_http_tollgate_call_t *ngx_http_tollgate_call_create(
@@ -110,6 +111,10 @@ ngx_http_tollgate_sync_init(ngx_cycle_t *cycle)
 
     ngx_http_tollgate_sync_mcf = mcf;
     ngx_http_tollgate_health_attach(zone);
+
+    /* the admin announces each change: look at once, not at the beat */
+    ngx_http_tollgate_redis_subscribe("tg:config",
+                                      ngx_http_tollgate_on_config);
 
     ngx_http_tollgate_sync_ev.handler = ngx_http_tollgate_sync_handler;
     ngx_http_tollgate_sync_ev.log = cycle->log;
@@ -408,10 +413,13 @@ ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
     total = hits + zone->sh->l3_misses;
 
     argv[4] = mcf->gateway_id;
-    ngx_str_set(&argv[5], "0");
+    ngx_http_tollgate_num(&argv[5], nums[3],
+                          (uint64_t) ngx_http_tollgate_level());
     ngx_http_tollgate_num(&argv[6], nums[0],
                           total ? hits * 1000 / total : 1000);
-    ngx_http_tollgate_num(&argv[7], nums[1], total);
+
+    /* every decision, refusals from a cached denial included */
+    ngx_http_tollgate_num(&argv[7], nums[1], zone->sh->decisions);
     ngx_http_tollgate_num(&argv[8], nums[2],
                           zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]);
     ngx_str_set(&argv[9], "");
@@ -825,6 +833,41 @@ done:
 
     ngx_shmtx_unlock(&call->zone->shpool->mutex);
     ngx_free(call);
+}
+
+
+/*
+ * A configuration change of a cluster was published: the next sync beats
+ * at once, which reads the new version and forgets cached refusals.
+ */
+
+static void
+ngx_http_tollgate_on_config(u_char *cluster_id, size_t len)
+{
+    ngx_uint_t                 i;
+    ngx_shm_zone_t           **zones;
+    ngx_http_tollgate_zone_t  *zone;
+
+    if (ngx_http_tollgate_sync_mcf == NULL) {
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "tollgate: configuration of cluster \"%*s\" changed",
+                   len, cluster_id);
+
+    zones = ngx_http_tollgate_sync_mcf->zones.elts;
+
+    for (i = 0; i < ngx_http_tollgate_sync_mcf->zones.nelts; i++) {
+        zone = zones[i]->data;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        zone->sh->next_heartbeat_ms = 0;
+        zone->sh->next_sync_ms = 0;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+    ngx_http_tollgate_sync_soon();
 }
 
 

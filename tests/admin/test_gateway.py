@@ -256,9 +256,6 @@ def registry_entry(api, cluster, gw_id, until=lambda g: True,
     return wait_until(found, timeout_s, f"no such entry for {gw_id}")
 
 
-@pytest.mark.xfail(strict=True, reason="the module's heartbeat reports "
-                   "level 0 whatever its level (ngx_http_tollgate_heartbeat "
-                   "passes \"0\" to heartbeat.lua)")
 def test_registry_shows_the_level_a_gateway_is_forced_to(
         api, rd, gateway, uid, cluster):
     gw_id = "gw-l-" + uid
