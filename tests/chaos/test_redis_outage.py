@@ -235,6 +235,10 @@ def test_redis_outage_keeps_the_local_share_and_recovers(
         f"used_total {first}, then {second} after more syncs")
 
     if fault.forgets:
+        # EVALSHA answered, not NOSCRIPT: the scripts were loaded again
+        evalsha = client.info("commandstats").get("cmdstat_evalsha", {})
+        assert evalsha.get("calls", 0) - evalsha.get("failed_calls", 0) \
+            > 0, evalsha
         app = client.hgetall("tg:{c1}:app:metered")
         assert int(app.get("guaranteed_quota", -1)) == QUOTA_TPS, app
         assert client.hget("tg:{c1}:cluster", "capacity") == "100000"
