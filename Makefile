@@ -165,11 +165,16 @@ test-web: web
 	    "end-to-end tests not run"; fi
 
 # Redis killed, frozen, slowed, partitioned, a Cluster failover, a gateway
-# killed, overrides (docs/reliability.md); the figures are rendered as the
-# table of that page even when a scenario failed.
+# killed, overrides (docs/reliability.md); the figures of this run only are
+# rendered as the table of that page, even when a scenario failed.
+CHAOS_RESULTS := $(CURDIR)/$(BUILD)/chaos
+
 test-chaos: module
-	$(PYTHON) -m pytest -q tests/chaos; status=$$?; \
-	    $(PYTHON) tests/chaos/render.py; exit $$status
+	rm -rf $(CHAOS_RESULTS)
+	TOLLGATE_CHAOS_RESULTS=$(CHAOS_RESULTS) $(PYTHON) -m pytest -q \
+	    tests/chaos; status=$$?; \
+	    $(PYTHON) tests/chaos/render.py --results $(CHAOS_RESULTS); \
+	    exit $$status
 
 # local stack and benchmarks -------------------------------------------------
 
