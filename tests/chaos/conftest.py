@@ -23,7 +23,8 @@ import pytest
 import tgchaos
 from delayproxy import AdjustableDelayProxy
 
-_DIST_CONFTEST = Path(__file__).resolve().parents[1] / "distributed/conftest.py"
+_DIST_CONFTEST = (Path(__file__).resolve().parents[1]
+                  / "distributed/conftest.py")
 _spec = importlib.util.spec_from_file_location("tollgate_dist_conftest",
                                                _DIST_CONFTEST)
 _dist = importlib.util.module_from_spec(_spec)

@@ -10,8 +10,11 @@ and measures, from outside, what the gateway does about it:
 - Traffic: paced GETs of one application from threads of their own,
   each reply kept with when it came, its status and its latency; a
   connection that fails counts as an unanswered request.
-- LevelWatch: /tollgate/control polled every 20 ms, so that
-  the time a level was first shown is known to a poll.
+- LevelWatch: /tollgate/control polled every 20 ms, so that the time a
+  level was first shown is known to a poll.
+- Netns, NetnsRedis: a network namespace joined to the host by a veth
+  pair, and a Redis inside it, for a partition the test can cut.
+- restart_empty(), kill_gateway(): crashes, by PID.
 - Record: the figures of one scenario, written as JSON for render.py,
   which makes the table of docs/reliability.md.
 """
