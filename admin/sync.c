@@ -58,11 +58,12 @@ tga_sync_result(redisReply *r, const char *what, const char *id)
 }
 
 
-/* the three keys an application's scripts take, as argv[0..2] */
+/* the keys an application's scripts take: argv[0..2], and its state */
 typedef struct {
     char                  app[160];
     char                  apps[96];
     char                  version[96];
+    char                  state[160];
 } tga_app_keys_t;
 
 
@@ -73,6 +74,8 @@ tga_sync_app_keys(tga_app_keys_t *k, const char *cluster_id,
     snprintf(k->app, sizeof(k->app), "tg:{%s}:app:%s", cluster_id, app_id);
     snprintf(k->apps, sizeof(k->apps), "tg:{%s}:apps", cluster_id);
     snprintf(k->version, sizeof(k->version), "tg:{%s}:version", cluster_id);
+    snprintf(k->state, sizeof(k->state), "tg:{%s}:state:%s", cluster_id,
+             app_id);
 
     argv[0] = k->app;
     argv[1] = k->apps;
@@ -84,23 +87,26 @@ void
 tga_sync_app(json_t *app)
 {
     char            n[5][24];
-    const char     *argv[11], *app_id, *cluster_id;
+    const char     *argv[12], *app_id, *cluster_id;
     tga_app_keys_t  keys;
 
     app_id = tga_sync_text(app, "app_id", n[0], 0);
     cluster_id = tga_sync_text(app, "cluster_id", n[0], 0);
     tga_sync_app_keys(&keys, cluster_id, app_id, argv);
 
-    argv[3] = tga_sync_text(app, "version", n[0], sizeof(n[0]));
-    argv[4] = app_id;
-    argv[5] = cluster_id;
-    argv[6] = tga_sync_text(app, "guaranteed_quota", n[1], sizeof(n[1]));
-    argv[7] = tga_sync_text(app, "burst_quota", n[2], sizeof(n[2]));
-    argv[8] = tga_sync_text(app, "priority", n[3], sizeof(n[3]));
-    argv[9] = tga_sync_text(app, "max_borrow", n[4], sizeof(n[4]));
-    argv[10] = tga_sync_text(app, "cost_profile", n[0], 0);
+    /* the runtime buckets, so that a lowered quota applies at once */
+    argv[3] = keys.state;
 
-    tga_sync_result(tga_redis_script("admin_put_app", 3, 11, argv), "app",
+    argv[4] = tga_sync_text(app, "version", n[0], sizeof(n[0]));
+    argv[5] = app_id;
+    argv[6] = cluster_id;
+    argv[7] = tga_sync_text(app, "guaranteed_quota", n[1], sizeof(n[1]));
+    argv[8] = tga_sync_text(app, "burst_quota", n[2], sizeof(n[2]));
+    argv[9] = tga_sync_text(app, "priority", n[3], sizeof(n[3]));
+    argv[10] = tga_sync_text(app, "max_borrow", n[4], sizeof(n[4]));
+    argv[11] = tga_sync_text(app, "cost_profile", n[0], 0);
+
+    tga_sync_result(tga_redis_script("admin_put_app", 4, 12, argv), "app",
                     app_id);
 }
 

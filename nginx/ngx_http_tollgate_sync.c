@@ -803,8 +803,8 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
 
     /*
      * The configuration changed: refusals cached under the old quotas
-     * are forgotten, so a raised quota is felt at once; Redis enforces
-     * the new one on the next refill anyway.
+     * are forgotten, so a raised quota is felt at once, and leases taken
+     * under them are returned, so a lowered one is too.
      */
 
     if (dc->config_version != 0) {
@@ -824,6 +824,14 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
             tn->u.dapp.lease.denied_until_ms = TG_MSEC_NEVER;
             tn->u.dapp.retry_at_ms = 0;
             tn->u.dapp.unknown_until_ms = 0;
+
+            /* leased under the old quotas: given back, asked anew */
+
+            if (tn->u.dapp.lease.balance_tokens > 0) {
+                tn->u.dapp.returned_tokens +=
+                    (uint64_t) tn->u.dapp.lease.balance_tokens;
+                tn->u.dapp.lease.balance_tokens = 0;
+            }
         }
     }
 

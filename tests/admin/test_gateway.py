@@ -135,6 +135,38 @@ def test_quota_patch_reaches_the_gateway_within_a_second(
     assert lease_of(gw, app)["guaranteed_quota"] == 1000
 
 
+def test_lowered_quota_reaches_the_gateway_within_a_second(
+        api, rd, gateway, uid, cluster):
+    # the buckets and the lease filled at 1000 tokens/s must not keep an
+    # application admitted at its old rate once its quota is cut
+    app = "cut-" + uid
+    create_app(api, app, cluster, 1000)
+    gw = start_gateway(gateway, rd, cluster, "gw-cut-" + uid)
+
+    before = [status for _, status
+              in timed_requests(gw, app, 1.0, rate_rps=100)]
+    assert before.count(200) >= 90, before
+
+    r = api.patch(f"/apps/{app}/quota",
+                  json={"guaranteed_quota": 4, "burst_quota": 4})
+    assert r.status_code == 200, r.text
+    patched = time.monotonic()
+
+    # 200 tokens/s offered against 4: once the cut has arrived, at most
+    # one second of the new bucket and its refill get through
+    replies = timed_requests(gw, app, CHANGE_WITHIN_S + 2.0, rate_rps=100)
+    after = [status for t, status in replies
+             if t - patched > CHANGE_WITHIN_S]
+    admitted_tokens = 2 * after.count(200)
+    window_s = 2.0
+    print(f"\nafter the cut: {after.count(200)}/{len(after)} admitted in "
+          f"the last {window_s:.0f} s ({admitted_tokens} tokens)")
+
+    assert len(after) >= 100, len(after)
+    assert admitted_tokens <= 4 * window_s + 4 + 2, after.count(200)
+    assert lease_of(gw, app)["guaranteed_quota"] == 4
+
+
 def test_emergency_on_rejects_p2_at_the_gateway_while_p0_is_served(
         api, rd, gateway, uid, cluster):
     p0, p2 = "p0-" + uid, "p2-" + uid
