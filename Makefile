@@ -148,8 +148,8 @@ test-nginx: module
 test-distributed: module
 	$(PYTHON) -m pytest -q tests/distributed
 
-# `make run` end to end: the script, its storage upstream, its cleanup
-test-deploy: module
+# `make run` end to end: the whole local stack in both modes, its cleanup
+test-deploy: module admin web
 	$(PYTHON) -m pytest -q deploy/test_run.py
 
 # the admin daemon, and a real gateway obeying what it writes

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Shell helpers shared by deploy/run.sh and bench/run.sh: render an nginx
-# configuration from a template, pick and probe loopback ports, and start
-# and stop processes by PID.  Source it from bash; it defines functions
-# only and changes no shell option.
+# configuration from a template, pick and probe loopback ports, wait for
+# servers and stop processes by PID.  Source it from bash; it defines
+# functions only and changes no shell option.
 
 # The Debian binary, not whatever nginx is first on PATH.
 TG_NGINX=${TG_NGINX:-/usr/sbin/nginx}
@@ -54,19 +54,27 @@ print(s.getsockname()[1])'
 }
 
 
-# tg_wait_port PORT PID SECONDS: waits until PORT accepts connections.
-# Fails early if PID exits first (the server refused its configuration),
-# or after SECONDS.
-tg_wait_port() {
-    local port=$1 pid=$2 tenths=$(( $3 * 10 ))
+# tg_wait_until PID SECONDS COMMAND...: runs COMMAND every 0.1 s until it
+# succeeds.  Fails early if PID exits first (the server refused its
+# configuration), or after SECONDS.
+tg_wait_until() {
+    local pid=$1 tenths=$(( $2 * 10 ))
+    shift 2
 
     while [ "$tenths" -gt 0 ]; do
-        tg_port_open "$port" && return 0
+        "$@" && return 0
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.1
         tenths=$(( tenths - 1 ))
     done
     return 1
+}
+
+
+# tg_wait_port PORT PID SECONDS: waits until PORT accepts connections,
+# as tg_wait_until does.
+tg_wait_port() {
+    tg_wait_until "$2" "$3" tg_port_open "$1"
 }
 
 
