@@ -1,5 +1,5 @@
 # Tollgate: `make` builds everything into build/, `make test` runs every
-# test suite, `make run` starts a local gateway, `make bench` measures.
+# test suite, `make run` starts the local stack, `make bench` measures.
 # Each of them installs the Debian packages it needs first (scripts/deps.sh).
 
 BUILD      ?= build
