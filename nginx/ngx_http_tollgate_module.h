@@ -164,6 +164,7 @@ typedef struct {
     tg_msec_t                    next_sync_ms;
     tg_msec_t                    next_heartbeat_ms;
     tg_msec_t                    next_usage_ms;
+    tg_msec_t                    next_full_walk_ms;
     ngx_http_tollgate_redis_stats_t  redis;
 
     /* degradation, kept in the first zone */

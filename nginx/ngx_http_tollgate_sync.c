@@ -314,7 +314,7 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
     ngx_http_tollgate_report_t *reports)
 {
     ngx_str_t                     cluster_id;
-    ngx_uint_t                    n;
+    ngx_uint_t                    n, full;
     ngx_queue_t                  *q;
     tg_msec_t                     now_ms;
     ngx_http_tollgate_dapp_t     *d;
@@ -324,6 +324,19 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
     n = 0;
     now_ms = (tg_msec_t) ngx_current_msec;
 
+    /*
+     * The LRU list runs from the most recently used.  Most periods walk
+     * it only while entries were used in the last two seconds, which
+     * covers every lease that may fall idle and every fresh debt; once
+     * a second, or while usage is due, the whole list, so that a report
+     * that failed on an older entry is sent again.
+     */
+
+    full = usage || now_ms >= zone->sh->next_full_walk_ms;
+    if (full) {
+        zone->sh->next_full_walk_ms = now_ms + NGX_HTTP_TOLLGATE_IDLE_MS;
+    }
+
     for (q = ngx_queue_head(&zone->sh->lru);
          q != ngx_queue_sentinel(&zone->sh->lru)
          && n < NGX_HTTP_TOLLGATE_REPORTS_MAX;
@@ -331,6 +344,13 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
     {
         tn = ngx_queue_data(q, ngx_http_tollgate_node_t, queue);
         d = &tn->u.dapp;
+
+        if (!full
+            && now_ms - (tg_msec_t) tn->last_ms
+               > 2 * NGX_HTTP_TOLLGATE_IDLE_MS)
+        {
+            break;
+        }
 
         if (d->reporting || !d->known) {
             continue;
