@@ -176,6 +176,8 @@ def test_redis_outage_keeps_the_local_share_and_recovers(
 
     rec.traffic([traffic])
 
+    # every figure first, so that a failure still records them all ------
+
     # the local share held during the outage
     outage = traffic.between(fault_at, heal_at)
     admitted = traffic.admitted_tokens(fault_at, heal_at)
@@ -188,33 +190,14 @@ def test_redis_outage_keeps_the_local_share_and_recovers(
     rec["over_admission_tokens"] = round(admitted - allowance)
     rec.note(f"outage {duration_s:.1f} s at {OFFERED_RPS * GET_COST:.0f} "
              f"tokens/s offered; share {share_tps} tokens/s, lease "
-             f"{lease_tokens} tokens held at the fault")
-    print(f"\n{fault.name}: level 3 after {detect_s} s, level 0 "
-          f"{recover_s:.2f} s after the heal, levels {rec['levels_seen']}; "
-          f"outage: {len(outage)} requests, admitted {admitted} tokens "
-          f"(allowance {allowance:.0f}); statuses {rec['statuses']}")
+             f"{lease_tokens} tokens held at the fault; levels shown "
+             f"{rec['levels_seen']}")
 
-    assert rec["errors_5xx"] == 0, rec["statuses"]
-    assert set(traffic.statuses(fault_at)) <= {200, 429}, (
-        traffic.statuses(fault_at))
-    assert detect_s is not None and detect_s <= DETECT_MAX_S, (
-        f"level 3 shown {detect_s} s after the fault")
-    assert admitted <= allowance, (admitted, allowance)
-    assert admitted >= 0.8 * share_tps * duration_s, (
-        f"admitted {admitted} tokens in {duration_s:.1f} s: the local "
-        f"share ({share_tps} tokens/s) was not given")
-    assert len(outage) >= 0.8 * OFFERED_RPS * duration_s, (
-        f"only {len(outage)} requests answered during the outage")
-
+    # through Redis again after the recovery
     hits = (after.value("tollgate_l3_hits_total")
             - before.value("tollgate_l3_hits_total"))
     acquired = (tgchaos.redis_calls(after, "acquire")
                 - tgchaos.redis_calls(before, "acquire"))
-    print(f"after recovery: {hits:.0f} lease hits, {acquired:.0f} acquire "
-          f"calls, Redis granted {granted_after - granted_before} tokens")
-    assert hits > 0.5 * QUOTA_TPS / GET_COST * AFTER_S, hits
-    assert acquired > 0
-    assert granted_after > granted_before
 
     # usage is reported with the heartbeat (every second), a report that
     # failed is sent again: wait for it, then two heartbeats more
@@ -225,11 +208,37 @@ def test_redis_outage_keeps_the_local_share_and_recovers(
     first = used_total(client)
     time.sleep(2.5)
     second = used_total(client)
-
     rec["used_reported_tokens"] = first
     rec.note(f"used_total {first} tokens in Redis, expected {expected}")
-    print(f"used_total {first} then {second}; expected {expected} "
-          f"(the gateway admitted {admitted_total} tokens in all)")
+
+    print(f"\n{fault.name}: level 3 after {detect_s} s, level 0 "
+          f"{recover_s:.2f} s after the heal, levels {rec['levels_seen']}; "
+          f"outage: {len(outage)} requests, admitted {admitted} tokens "
+          f"(allowance {allowance:.0f}); statuses {rec['statuses']}; "
+          f"after recovery: {hits:.0f} lease hits, {acquired:.0f} acquire "
+          f"calls, Redis granted {granted_after - granted_before} tokens; "
+          f"used_total {first} then {second}, expected {expected} (the "
+          f"gateway admitted {admitted_total} tokens in all)")
+
+    # then what must hold ---------------------------------------------
+
+    assert rec["errors_5xx"] == 0, rec["statuses"]
+    assert set(traffic.statuses(fault_at)) <= {200, 429}, (
+        traffic.statuses(fault_at))
+    assert detect_s is not None and detect_s <= DETECT_MAX_S, (
+        f"level 3 shown {detect_s} s after the fault, levels "
+        f"{rec['levels_seen']}")
+    assert admitted <= allowance, (admitted, allowance)
+    assert admitted >= 0.8 * share_tps * duration_s, (
+        f"admitted {admitted} tokens in {duration_s:.1f} s: the local "
+        f"share ({share_tps} tokens/s) was not given")
+    assert len(outage) >= 0.8 * OFFERED_RPS * duration_s, (
+        f"only {len(outage)} requests answered during the outage")
+
+    assert hits > 0.5 * QUOTA_TPS / GET_COST * AFTER_S, hits
+    assert acquired > 0
+    assert granted_after > granted_before
+
     assert abs(first - expected) <= lease_tokens, (first, expected)
     assert second == first, (
         f"used_total {first}, then {second} after more syncs")
