@@ -290,6 +290,7 @@ void ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
     uint64_t want_tokens, uint64_t min_tokens);
 void ngx_http_tollgate_sync_exit(ngx_cycle_t *cycle);
 void ngx_http_tollgate_sync_soon(void);
+ngx_uint_t ngx_http_tollgate_reachable(ngx_http_tollgate_main_conf_t *mcf);
 ngx_int_t ngx_http_tollgate_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
 ngx_int_t ngx_http_tollgate_reject(ngx_http_request_t *r,

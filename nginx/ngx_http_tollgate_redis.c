@@ -53,6 +53,7 @@ struct ngx_http_tollgate_rnode_s {
     unsigned                         sentinel:1;
     unsigned                         subscriber:1;
     unsigned                         connected:1;
+    unsigned                         answered:1;  /* a reply since connect */
     unsigned                         retired:1;   /* never reconnect */
 };
 
@@ -417,7 +418,12 @@ ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id)
 
     n = ngx_http_tollgate_route(slot);
 
-    return n != NULL && n->connected;
+    /*
+     * A connect can succeed to a server that is frozen (the kernel
+     * accepts for it): only a reply proves the connection works.
+     */
+
+    return n != NULL && n->connected && n->answered;
 }
 
 
@@ -575,6 +581,7 @@ ngx_http_tollgate_rcmd_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (n) {
         n->pending--;
+        n->answered |= (reply != NULL);
         ngx_http_tollgate_rnode_arm(n);
     }
 
@@ -1161,6 +1168,7 @@ ngx_http_tollgate_rnode_connect(ngx_http_tollgate_rnode_t *n)
     n->ac = ac;
     n->conn = c;
     n->pending = 0;
+    n->answered = 0;
 
     ac->data = n;
     ac->ev.data = n;
@@ -1302,6 +1310,7 @@ ngx_http_tollgate_on_setup(redisAsyncContext *ac, void *r, void *privdata)
 
     if (n) {
         n->pending--;
+        n->answered |= (reply != NULL);
         ngx_http_tollgate_rnode_arm(n);
     }
 

@@ -64,6 +64,7 @@ static void ngx_http_tollgate_on_seed(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_config(u_char *cluster_id, size_t len);
 static void ngx_http_tollgate_read_capacity(ngx_http_tollgate_call_t *call);
 static void ngx_http_tollgate_on_capacity(redisReply *reply, void *data);
+static ngx_uint_t ngx_http_tollgate_declared(ngx_http_tollgate_call_t *call);
 static ngx_http_tollgate_call_t *ngx_http_tollgate_call_create(
     ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app);
@@ -78,6 +79,7 @@ static int64_t ngx_http_tollgate_reply_int(redisReply *reply, size_t i);
 static ngx_event_t                     ngx_http_tollgate_sync_ev;
 static ngx_http_tollgate_main_conf_t  *ngx_http_tollgate_sync_mcf;
 static ngx_msec_t                      ngx_http_tollgate_tick_ms;
+static ngx_msec_t                      ngx_http_tollgate_seeded_ms;
 
 
 ngx_int_t
@@ -136,6 +138,33 @@ ngx_http_tollgate_sync_exit(ngx_cycle_t *cycle)
 
     ngx_http_tollgate_redis_exit();
     ngx_http_tollgate_sync_mcf = NULL;
+}
+
+
+/*
+ * Redis is reachable when every cluster's keys are: with Redis Cluster a
+ * dead master cuts off its slots while the other nodes answer.
+ */
+
+ngx_uint_t
+ngx_http_tollgate_reachable(ngx_http_tollgate_main_conf_t *mcf)
+{
+    ngx_uint_t                     i;
+    ngx_http_tollgate_cluster_t  **clusters;
+
+    if (!ngx_http_tollgate_redis_ready(NULL)) {
+        return 0;
+    }
+
+    clusters = mcf->clusters.elts;
+
+    for (i = 0; i < mcf->clusters.nelts; i++) {
+        if (!ngx_http_tollgate_redis_ready(&clusters[i]->id)) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -237,8 +266,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_tollgate_health_evaluate(mcf,
-                                      ngx_http_tollgate_redis_ready(NULL));
+    ngx_http_tollgate_health_evaluate(mcf, ngx_http_tollgate_reachable(mcf));
 
     /* Redis may have restarted empty: seed again after each reconnect */
 
@@ -646,12 +674,42 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
 
     code = ngx_http_tollgate_reply_int(reply, 0);
 
+    if (code != 0 && ngx_http_tollgate_declared(call)) {
+
+        /*
+         * nginx.conf declares it: Redis has not been seeded yet (it
+         * started empty, or another worker's seed is still on its way).
+         * Seeding on this connection comes before the next acquire.
+         */
+
+        d->lease.refill_inflight = 0;
+        ngx_shmtx_unlock(&call->zone->shpool->mutex);
+
+        /* at most twice a second: a seed writes every declared app */
+
+        if (ngx_current_msec - ngx_http_tollgate_seeded_ms >= 500) {
+            ngx_http_tollgate_seeded_ms = ngx_current_msec;
+            ngx_http_tollgate_seed(call->mcf);
+        }
+
+        ngx_free(call);
+        return;
+    }
+
     if (code != 0) {
         if (!d->unknown) {
-            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                          "tollgate: redis has no %s \"%*s\" for cluster "
-                          "\"%V\"", code == 1 ? "app" : "cluster",
-                          call->app_len, call->app, &call->cluster->id);
+            if (code == 1) {
+                ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                              "tollgate: redis has no app \"%*s\" in "
+                              "cluster \"%V\"", call->app_len, call->app,
+                              &call->cluster->id);
+
+            } else {
+                ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                              "tollgate: redis has no cluster \"%V\" "
+                              "(asked for app \"%*s\")",
+                              &call->cluster->id, call->app_len, call->app);
+            }
         }
 
         d->unknown = 1;
@@ -960,6 +1018,24 @@ static void
 ngx_http_tollgate_on_seed(redisReply *reply, void *data)
 {
     /* failures are logged by the client; a later start seeds again */
+}
+
+
+/* the application of a call is declared by a tollgate_app line */
+
+static ngx_uint_t
+ngx_http_tollgate_declared(ngx_http_tollgate_call_t *call)
+{
+    ngx_str_t                 id;
+    ngx_http_tollgate_app_t  *app;
+
+    id.data = call->app;
+    id.len = call->app_len;
+
+    app = ngx_http_tollgate_find_app(call->mcf, &id);
+
+    return app != NULL && app->cluster == call->cluster
+           && call->cluster->declared;
 }
 
 
