@@ -597,11 +597,17 @@ p99_is_the_call_at_99_percent_counting_up(void **state)
     assert_int_equal(tg_health_p99_us(&f.h, &f.hc, f.now_ms), 200000);
     assert_int_equal(tg_health_target(&f.h, &f.hc, 1, f.now_ms), 2);
 
-    /* below 100 calls a single slow call is the p99 */
+    /* below 100 calls one slow call alone is a hiccup, not the p99 */
     health_setup(&f);
     health_calls(&f, 50, 100, TG_CALL_OK);
     health_calls(&f, 1, 30000, TG_CALL_OK);
+    assert_int_equal(tg_health_p99_us(&f.h, &f.hc, f.now_ms), 250);
+    assert_int_equal(tg_health_target(&f.h, &f.hc, 1, f.now_ms), 0);
+
+    /* two are */
+    health_calls(&f, 1, 30000, TG_CALL_OK);
     assert_int_equal(tg_health_p99_us(&f.h, &f.hc, f.now_ms), 50000);
+    assert_int_equal(tg_health_target(&f.h, &f.hc, 1, f.now_ms), 1);
 }
 
 
