@@ -399,7 +399,7 @@ ngx_http_tollgate_control_handler(ngx_http_request_t *r)
                        (int) sh->health.forced, (int) sh->forced_local,
                        (int) sh->forced_gateway, (int) sh->forced_all,
                        tg_health_target(&sh->health, &mcf->health,
-                           (int) ngx_http_tollgate_redis_ready(NULL),
+                           (int) ngx_http_tollgate_redis_ready(NULL, 1),
                            now_ms),
                        tg_health_p99_us(&sh->health, &mcf->health, now_ms),
                        tg_health_error_permille(&sh->health, &mcf->health,
@@ -451,7 +451,7 @@ ngx_http_tollgate_control_set(ngx_http_request_t *r,
     /* take effect now, not at the next sync period */
 
     ngx_http_tollgate_health_evaluate(mcf,
-                                      ngx_http_tollgate_redis_ready(NULL));
+                                      ngx_http_tollgate_redis_ready(NULL, 1));
 
     return NGX_OK;
 }

@@ -110,7 +110,8 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
-    ready = ngx_http_tollgate_redis_ready(&ctx->cluster->id);
+    /* a fresh connection may carry an acquire before it has answered */
+    ready = ngx_http_tollgate_redis_ready(&ctx->cluster->id, 0);
     sync_now = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);

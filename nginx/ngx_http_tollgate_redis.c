@@ -403,7 +403,7 @@ ngx_http_tollgate_on_message(redisAsyncContext *ac, void *r, void *privdata)
 
 
 ngx_uint_t
-ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id)
+ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id, ngx_uint_t proven)
 {
     ngx_int_t                   slot;
     ngx_http_tollgate_rnode_t  *n;
@@ -423,7 +423,7 @@ ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id)
      * accepts for it): only a reply proves the connection works.
      */
 
-    return n != NULL && n->connected && n->answered;
+    return n != NULL && n->connected && (n->answered || !proven);
 }
 
 

@@ -83,8 +83,13 @@ void ngx_http_tollgate_redis_exit(void);
 /* periodic upkeep: master discovery, slot map refresh */
 void ngx_http_tollgate_redis_tick(void);
 
-/* 1 when a call routed by this cluster id could be sent now */
-ngx_uint_t ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id);
+/*
+ * 1 when a call routed by this cluster id could be sent now; with
+ * proven, only once the connection has answered since it was made (a
+ * frozen server still accepts connections).
+ */
+ngx_uint_t ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id,
+    ngx_uint_t proven);
 
 /*
  * EVALSHA of a script (EVAL when the server lost it), or a plain

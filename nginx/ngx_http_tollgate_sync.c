@@ -152,14 +152,14 @@ ngx_http_tollgate_reachable(ngx_http_tollgate_main_conf_t *mcf)
     ngx_uint_t                     i;
     ngx_http_tollgate_cluster_t  **clusters;
 
-    if (!ngx_http_tollgate_redis_ready(NULL)) {
+    if (!ngx_http_tollgate_redis_ready(NULL, 1)) {
         return 0;
     }
 
     clusters = mcf->clusters.elts;
 
     for (i = 0; i < mcf->clusters.nelts; i++) {
-        if (!ngx_http_tollgate_redis_ready(&clusters[i]->id)) {
+        if (!ngx_http_tollgate_redis_ready(&clusters[i]->id, 1)) {
             return 0;
         }
     }
@@ -271,7 +271,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     /* Redis may have restarted empty: seed again after each reconnect */
 
     if (*seeded != ngx_http_tollgate_redis_connects
-        && ngx_http_tollgate_redis_ready(NULL))
+        && ngx_http_tollgate_redis_ready(NULL, 1))
     {
         *seeded = ngx_http_tollgate_redis_connects;
         ngx_http_tollgate_seed(mcf);
@@ -330,8 +330,8 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
 /*
  * Picks what to report: debt and returned tokens at once, plain usage
- * every NGX_HTTP_TOLLGATE_USAGE_MS.  An application whose lease sat idle gives its
- * tokens back, so they are not stranded in this gateway.  A report
+ * every NGX_HTTP_TOLLGATE_USAGE_MS.  An application whose lease sat
+ * idle gives its tokens back, so they are not stranded in this gateway.  A report
  * that failed is sent again unchanged, under the same sequence number,
  * so that Redis counts it once whether or not the first one arrived.
  */
