@@ -170,14 +170,15 @@ scenario_variants() {
     *)        all="" ;;
     esac
 
+    # one line, so that each name has a space on both sides
     # shellcheck disable=SC2086
-    all=$(echo $all)
+    all=$(printf '%s ' $all)
     for v in $all; do
         case " ${BENCH_VARIANTS:-$all} " in
             *" $v "*) out="$out $v" ;;
         esac
     done
-    echo $out
+    echo "${out# }"
 }
 
 
@@ -484,7 +485,7 @@ wrk_runs() {
         stop_nginx "${gw_pids[$((i - 1))]}" "${gw_ports[$((i - 1))]}" \
             "${gw_prefixes[$((i - 1))]}"
     done
-    grep -h '^Requests/sec' "$raw"/wrkrun-"$v-$run"-*.txt |
+    grep -h '^Requests/sec' "$raw/wrkrun-$v-$run"-*.txt |
         sed "s/^/  $scenario run $run $v: /"
 }
 
