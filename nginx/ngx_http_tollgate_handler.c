@@ -977,9 +977,9 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
 
 /*
  * Makes room by dropping the least recently used applications that owe
- * nothing: no debt, no lease tokens, nothing left to report.  Dropping
- * one forgives at most the part of a second's refill it had spent; an
- * application in debt is kept, or evicting it would forgive the debt.
+ * nothing: no debt, nothing in flight.  Dropping one forgives at most
+ * the part of a second's refill it had spent; an application in debt is
+ * kept, or evicting it would forgive the debt.
  */
 
 static ngx_uint_t
@@ -1015,9 +1015,14 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
         if (zone->distributed) {
             d = &tn->u.dapp;
 
-            if (d->lease.balance_tokens > 0 || d->lease.refill_inflight
-                || d->reporting || d->used_tokens || d->returned_tokens
-                || d->debt_tokens || d->report_used || d->report_returned
+            /*
+             * Lease tokens and plain usage may go with the entry: Redis
+             * charged them when it granted them, so dropping them only
+             * under-admits.  Debt not yet reported would be forgiven,
+             * and a call in flight would come back to a stranger.
+             */
+
+            if (d->lease.refill_inflight || d->reporting || d->debt_tokens
                 || d->report_debt)
             {
                 continue;

@@ -384,6 +384,7 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_tollgate_main_conf_t *mcf = conf;
 
+    ngx_int_t                      rc;
     ngx_uint_t                     i;
     ngx_shm_zone_t               **zones;
     ngx_hash_init_t                hash;
@@ -428,10 +429,18 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     for (i = 0; i < mcf->apps.nelts; i++) {
-        if (ngx_hash_add_key(&keys, &app[i].id, &app[i],
-                             NGX_HASH_READONLY_KEY)
-            != NGX_OK)
-        {
+        rc = ngx_hash_add_key(&keys, &app[i].id, &app[i],
+                              NGX_HASH_READONLY_KEY);
+
+        if (rc == NGX_BUSY) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"tollgate_app\" "
+                               "directive, the application is already "
+                               "declared", &app[i].id);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc != NGX_OK) {
             return NGX_CONF_ERROR;
         }
     }
@@ -978,17 +987,7 @@ ngx_http_tollgate_app(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    app = mcf->apps.elts;
-    for (i = 0; i < mcf->apps.nelts; i++) {
-        if (app[i].id.len == value[1].len
-            && ngx_strncmp(app[i].id.data, value[1].data, value[1].len) == 0)
-        {
-            ngx_http_tollgate_bad_value(cf, cmd, &value[1],
-                                        "the application is already "
-                                        "declared");
-            return NGX_CONF_ERROR;
-        }
-    }
+    /* a duplicate is found when the hash of applications is built */
 
     app = ngx_array_push(&mcf->apps);
     if (app == NULL) {

@@ -412,9 +412,13 @@ ngx_http_tollgate_redis_ready(ngx_str_t *cluster_id, ngx_uint_t proven)
         return 0;
     }
 
-    slot = cluster_id ? ngx_http_tollgate_redis_slot(cluster_id->data,
-                                                     cluster_id->len)
-                      : -1;
+    /* the slot only matters to a Redis Cluster; its CRC is not free */
+
+    slot = (cluster_id != NULL
+            && ngx_http_tollgate_redis->conf->mode
+               == NGX_HTTP_TOLLGATE_REDIS_CLUSTER)
+           ? ngx_http_tollgate_redis_slot(cluster_id->data, cluster_id->len)
+           : -1;
 
     n = ngx_http_tollgate_route(slot);
 
