@@ -106,6 +106,8 @@ static void ngx_http_tollgate_rnode_schedule(ngx_http_tollgate_rnode_t *n);
 static void ngx_http_tollgate_rnode_reconnect(ngx_event_t *ev);
 static void ngx_http_tollgate_rnode_timeout(ngx_event_t *ev);
 static void ngx_http_tollgate_rnode_arm(ngx_http_tollgate_rnode_t *n);
+static void ngx_http_tollgate_rnode_replied(ngx_http_tollgate_rnode_t *n,
+    redisReply *reply);
 static void ngx_http_tollgate_rnode_event(ngx_event_t *ev);
 static void ngx_http_tollgate_ev_add_read(void *privdata);
 static void ngx_http_tollgate_ev_del_read(void *privdata);
@@ -583,11 +585,7 @@ ngx_http_tollgate_rcmd_reply(redisAsyncContext *ac, void *r, void *privdata)
     n = ac->data;
     rd = ngx_http_tollgate_redis;
 
-    if (n) {
-        n->pending--;
-        n->answered |= (reply != NULL);
-        ngx_http_tollgate_rnode_arm(n);
-    }
+    ngx_http_tollgate_rnode_replied(n, reply);
 
     if (reply == NULL || reply->type != REDIS_REPLY_ERROR || rd == NULL) {
         ngx_http_tollgate_rcmd_done(cmd, reply);
@@ -936,10 +934,7 @@ ngx_http_tollgate_on_master(redisAsyncContext *ac, void *r, void *privdata)
     rd = ngx_http_tollgate_redis;
     n = ac->data;
 
-    if (n) {
-        n->pending--;
-        ngx_http_tollgate_rnode_arm(n);
-    }
+    ngx_http_tollgate_rnode_replied(n, reply);
 
     if (rd == NULL) {
         return;
@@ -1036,10 +1031,7 @@ ngx_http_tollgate_on_slots(redisAsyncContext *ac, void *r, void *privdata)
     rd = ngx_http_tollgate_redis;
     n = ac->data;
 
-    if (n) {
-        n->pending--;
-        ngx_http_tollgate_rnode_arm(n);
-    }
+    ngx_http_tollgate_rnode_replied(n, reply);
 
     if (rd == NULL) {
         return;
@@ -1312,11 +1304,7 @@ ngx_http_tollgate_on_setup(redisAsyncContext *ac, void *r, void *privdata)
     reply = r;
     n = ac->data;
 
-    if (n) {
-        n->pending--;
-        n->answered |= (reply != NULL);
-        ngx_http_tollgate_rnode_arm(n);
-    }
+    ngx_http_tollgate_rnode_replied(n, reply);
 
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR && n) {
         ngx_log_error(NGX_LOG_ERR, ngx_http_tollgate_redis->log, 0,
@@ -1351,6 +1339,26 @@ ngx_http_tollgate_rnode_arm(ngx_http_tollgate_rnode_t *n)
                   n->connected ? ngx_http_tollgate_redis->conf->timeout_ms
                                : ngx_http_tollgate_redis->conf
                                      ->connect_timeout_ms);
+}
+
+
+/*
+ * Every reply callback starts here: one call less pending, the silence
+ * timer restarted, and a reply proves the connection.  n is NULL when
+ * the connection was dropped and hiredis is flushing its callbacks.
+ */
+
+static void
+ngx_http_tollgate_rnode_replied(ngx_http_tollgate_rnode_t *n,
+    redisReply *reply)
+{
+    if (n == NULL) {
+        return;
+    }
+
+    n->pending--;
+    n->answered |= (reply != NULL);
+    ngx_http_tollgate_rnode_arm(n);
 }
 
 
