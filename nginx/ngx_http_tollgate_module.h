@@ -108,6 +108,7 @@ typedef struct {
     tg_cluster_t                 local;          /* for the local shares */
     uint64_t                     capacity_tps;   /* as Redis has it */
     uint64_t                     config_version;
+    tg_msec_t                    beat_ms;        /* last heartbeat sent */
     uint32_t                     live_gateways;
     unsigned                     emergency:1;
     unsigned                     local_ready:1;
@@ -163,6 +164,7 @@ typedef struct {
     ngx_uint_t                   ops_since_sync;
     tg_msec_t                    next_sync_ms;
     tg_msec_t                    next_heartbeat_ms;
+    tg_msec_t                    next_override_ms;
     tg_msec_t                    next_usage_ms;
     tg_msec_t                    next_full_walk_ms;
     ngx_http_tollgate_redis_stats_t  redis;
