@@ -11,6 +11,11 @@
 #include "ngx_http_tollgate_module.h"
 
 
+static void ngx_http_tollgate_app_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+static ngx_http_tollgate_node_t *ngx_http_tollgate_node_cached(
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    ngx_http_tollgate_app_t *app, tg_msec_t now_ms, ngx_log_t *log);
 static ngx_http_tollgate_ctx_t *ngx_http_tollgate_get_ctx(
     ngx_http_request_t *r);
 static ngx_http_tollgate_ctx_t *ngx_http_tollgate_create_ctx(
@@ -20,8 +25,12 @@ static ngx_int_t ngx_http_tollgate_add_header(ngx_http_request_t *r,
     char *name, u_char *value, size_t len);
 static u_char *ngx_http_tollgate_policy(u_char *p, u_char *last,
     ngx_http_tollgate_ctx_t *ctx);
+static void ngx_http_tollgate_take_batch(ngx_http_tollgate_node_t *cnode,
+    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_sapp_t *sapp,
+    ngx_http_tollgate_app_t *app, uint64_t cost_tokens, tg_msec_t now_ms,
+    tg_grant_t *grant);
 static uint64_t ngx_http_tollgate_remaining(tg_cluster_t *c,
-    tg_app_t *a, tg_layer_e layer);
+    ngx_http_tollgate_sapp_t *sapp, tg_layer_e layer);
 static ngx_int_t ngx_http_tollgate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_tollgate_rbtree_insert_value(ngx_rbtree_node_t *temp,
@@ -84,6 +93,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     struct timespec                 start;
     tg_cost_profile_t              *profile;
     ngx_http_tollgate_ctx_t        *ctx;
+    ngx_http_tollgate_sapp_t       *sapp;
     ngx_http_tollgate_app_t        *app;
     ngx_http_tollgate_node_t       *cnode, *anode;
     ngx_http_tollgate_zone_t       *zone;
@@ -114,7 +124,10 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (lcf->app_index != NGX_ERROR) {
+    if (lcf->app_header.len) {
+        ngx_http_tollgate_app_header(r, &lcf->app_header, &id);
+
+    } else if (lcf->app_index != NGX_ERROR) {
         vv = ngx_http_get_indexed_variable(r, lcf->app_index);
 
         if (vv == NULL || vv->not_found) {
@@ -134,7 +147,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
                                         NGX_HTTP_TOLLGATE_MISSING_APP);
     }
 
-    if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
+    if (ngx_http_tollgate_valid_id_key(&id, &ctx->app_key) != NGX_OK) {
         return ngx_http_tollgate_refuse(r, lcf, ctx,
                                         NGX_HTTP_TOLLGATE_INVALID_APP);
     }
@@ -148,7 +161,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
         return ngx_http_tollgate_lease_handler(r, lcf, ctx);
     }
 
-    app = ngx_http_tollgate_find_app(mcf, &id);
+    app = ngx_hash_find(&mcf->app_hash, ctx->app_key, id.data, id.len);
     if (app == NULL) {
         ctx->app = id;
         return ngx_http_tollgate_refuse(r, lcf, ctx,
@@ -180,8 +193,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     cnode = ngx_http_tollgate_cluster_node_locked(zone, lcf->cluster, now_ms,
                                                   r->connection->log);
-    anode = ngx_http_tollgate_node_locked(zone, lcf->cluster, &app->id,
-                                          app->hash, &app->conf, now_ms,
+    anode = ngx_http_tollgate_node_cached(zone, lcf->cluster, app, now_ms,
                                           r->connection->log);
 
     if (cnode == NULL || anode == NULL) {
@@ -211,9 +223,17 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    (void) tg_acquire(&cnode->u.cluster, &lcf->cluster->conf, &anode->u.app,
-                      &app->conf, ctx->cost_tokens, ctx->cost_tokens, now_ms,
-                      &grant);
+    sapp = &anode->u.sapp;
+
+    if (sapp->batch_tokens >= ctx->cost_tokens) {
+        sapp->batch_tokens -= ctx->cost_tokens;
+        grant.granted_tokens = ctx->cost_tokens;
+        grant.layer = sapp->batch_layer;
+
+    } else {
+        ngx_http_tollgate_take_batch(cnode, lcf->cluster, sapp, app,
+                                     ctx->cost_tokens, now_ms, &grant);
+    }
 
     if (grant.granted_tokens) {
         ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
@@ -232,8 +252,8 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     ctx->layer = grant.layer;
 
     remaining = (grant.granted_tokens == 0 || lcf->headers)
-                ? ngx_http_tollgate_remaining(&cnode->u.cluster,
-                                              &anode->u.app, grant.layer)
+                ? ngx_http_tollgate_remaining(&cnode->u.cluster, sapp,
+                                              grant.layer)
                 : 0;
 
     ngx_http_tollgate_observe(zone->sh, &start);
@@ -267,6 +287,58 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * $http_NAME read without the variable machinery: the same first header
+ * whose lower-case name, "-" read as "_", is NAME.  The header's length
+ * is compared first, so most headers cost one comparison.
+ */
+
+static void
+ngx_http_tollgate_app_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char            ch;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != name->len || h[i].hash == 0) {
+            continue;
+        }
+
+        for (n = 0; n < name->len; n++) {
+            ch = h[i].lowcase_key[n];
+
+            if ((ch == '-' ? '_' : ch) != name->data[n]) {
+                break;
+            }
+        }
+
+        if (n == name->len) {
+            *value = h[i].value;
+            return;
+        }
+    }
+
+    ngx_str_null(value);
 }
 
 
@@ -355,14 +427,11 @@ ngx_http_tollgate_log_handler(ngx_http_request_t *r)
 
     cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, 0, NULL,
                                           now_ms, r->connection->log);
-    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster,
-                                          &ctx->app_conf->id,
-                                          ctx->app_conf->hash,
-                                          &ctx->app_conf->conf, now_ms,
-                                          r->connection->log);
+    anode = ngx_http_tollgate_node_cached(zone, ctx->cluster, ctx->app_conf,
+                                          now_ms, r->connection->log);
 
     if (cnode != NULL && anode != NULL) {
-        tg_settle(&cnode->u.cluster, &ctx->cluster->conf, &anode->u.app,
+        tg_settle(&cnode->u.cluster, &ctx->cluster->conf, &anode->u.sapp.app,
                   &ctx->app_conf->conf, delta_tokens, now_ms);
 
         anode->cost_tokens += delta_tokens;
@@ -632,12 +701,55 @@ ngx_http_tollgate_policy(u_char *p, u_char *last, ngx_http_tollgate_ctx_t *ctx)
 }
 
 
+/*
+ * Standalone mode runs the full rules (tg_acquire) once per batch, not
+ * once per request: a request that its node's batch cannot pay takes
+ * its cost plus about NGX_HTTP_TOLLGATE_BATCH_MS of the application's
+ * top rate, and the next requests are paid from what is left.  The
+ * buckets hold a second of rate, so over any period an application is
+ * admitted at most that many milliseconds of its rate more than the
+ * rules would admit request by request, and never more over time; a
+ * rate too small to fill a batch is decided request by request.
+ */
+
+static void
+ngx_http_tollgate_take_batch(ngx_http_tollgate_node_t *cnode,
+    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_sapp_t *sapp,
+    ngx_http_tollgate_app_t *app, uint64_t cost_tokens, tg_msec_t now_ms,
+    tg_grant_t *grant)
+{
+    uint64_t  need_tokens, batch_tokens;
+
+    /* what the batch still holds pays first: only the rest is asked for */
+    need_tokens = cost_tokens - sapp->batch_tokens;
+
+    /* nor more than the same milliseconds of the cluster's capacity */
+    batch_tokens = ngx_min(app->batch_tokens,
+                           ngx_http_tollgate_batch(cluster->conf.capacity_tps));
+
+    (void) tg_acquire(&cnode->u.cluster, &cluster->conf, &sapp->app,
+                      &app->conf, need_tokens + batch_tokens, need_tokens,
+                      now_ms, grant);
+
+    if (grant->granted_tokens == 0) {
+        return;
+    }
+
+    sapp->batch_tokens += grant->granted_tokens - need_tokens;
+    sapp->batch_layer = (uint8_t) grant->layer;
+}
+
+
 /* what is left, in whole tokens, at the layer that decided */
 
 static uint64_t
-ngx_http_tollgate_remaining(tg_cluster_t *c, tg_app_t *a, tg_layer_e layer)
+ngx_http_tollgate_remaining(tg_cluster_t *c, ngx_http_tollgate_sapp_t *sapp,
+    tg_layer_e layer)
 {
-    tg_mtok_t  level_mtok;
+    tg_app_t   *a;
+    tg_mtok_t   level_mtok;
+
+    a = &sapp->app;
 
     switch (layer) {
 
@@ -658,7 +770,9 @@ ngx_http_tollgate_remaining(tg_cluster_t *c, tg_app_t *a, tg_layer_e layer)
         break;
     }
 
-    return level_mtok > 0 ? (uint64_t) level_mtok / TG_MTOK_PER_TOKEN : 0;
+    /* tokens already taken for the application's next requests count */
+    return (level_mtok > 0 ? (uint64_t) level_mtok / TG_MTOK_PER_TOKEN : 0)
+           + (layer != TG_LAYER_CLUSTER ? sapp->batch_tokens : 0);
 }
 
 
@@ -852,6 +966,45 @@ ngx_http_tollgate_cluster_node_locked(ngx_http_tollgate_zone_t *zone,
 
 
 /*
+ * A declared application's node, from this worker's pointer when the
+ * zone has evicted nothing since the pointer was taken: only eviction
+ * frees application nodes, so an unchanged count proves it alive.
+ */
+
+static ngx_http_tollgate_node_t *
+ngx_http_tollgate_node_cached(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_http_tollgate_app_t *app,
+    tg_msec_t now_ms, ngx_log_t *log)
+{
+    ngx_http_tollgate_node_t  *tn;
+
+    if (app->node_zone == zone && app->node_cluster == cluster
+        && app->node_evictions == zone->sh->evictions)
+    {
+        tn = app->node;
+
+        ngx_queue_remove(&tn->queue);
+        ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
+        tn->last_ms = (ngx_msec_t) now_ms;
+
+        return tn;
+    }
+
+    tn = ngx_http_tollgate_node_locked(zone, cluster, &app->id, app->hash,
+                                       &app->conf, now_ms, log);
+
+    if (tn != NULL) {
+        app->node = tn;
+        app->node_cluster = cluster;
+        app->node_zone = zone;
+        app->node_evictions = zone->sh->evictions;
+    }
+
+    return tn;
+}
+
+
+/*
  * Finds, or creates, the node of a cluster (app == NULL) or of an
  * application within a cluster.  The zone mutex must be held; nodes are
  * only valid until it is released, since another worker may evict them.
@@ -953,7 +1106,7 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
 
         /* distributed mode starts from an empty lease: zeroed state */
         if (app_conf) {
-            tg_app_init(&tn->u.app, app_conf, now_ms);
+            tg_app_init(&tn->u.sapp.app, app_conf, now_ms);
         }
 
         ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
@@ -1028,7 +1181,7 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
                 continue;
             }
 
-        } else if (tn->u.app.debt_mtok > 0) {
+        } else if (tn->u.sapp.app.debt_mtok > 0) {
             continue;
         }
 

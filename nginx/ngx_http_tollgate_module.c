@@ -426,6 +426,8 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
         } else if (mcf->clusters.nelts == 1) {
             app[i].cluster = cluster[0];
         }
+
+        app[i].batch_tokens = ngx_http_tollgate_batch(app[i].conf.burst_tps);
     }
 
     for (i = 0; i < mcf->apps.nelts; i++) {
@@ -582,6 +584,7 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->shm_zone = prev->shm_zone;
         conf->app = prev->app;
         conf->app_index = prev->app_index;
+        conf->app_header = prev->app_header;
     }
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
@@ -850,6 +853,21 @@ ngx_http_tollgate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 tlcf->app_index = ngx_http_get_variable_index(cf, &s);
                 if (tlcf->app_index == NGX_ERROR) {
                     return NGX_CONF_ERROR;
+                }
+
+                /* a request header is looked up directly: see handler */
+
+                if (s.len > 5
+                    && ngx_strncasecmp(s.data, (u_char *) "http_", 5) == 0)
+                {
+                    tlcf->app_header.len = s.len - 5;
+                    tlcf->app_header.data = ngx_pnalloc(cf->pool,
+                                                        s.len - 5);
+                    if (tlcf->app_header.data == NULL) {
+                        return NGX_CONF_ERROR;
+                    }
+
+                    ngx_strlow(tlcf->app_header.data, s.data + 5, s.len - 5);
                 }
 
                 s.data--;
@@ -1792,19 +1810,36 @@ static const u_char  ngx_http_tollgate_id_chars[256] = {
 ngx_int_t
 ngx_http_tollgate_valid_id(ngx_str_t *id)
 {
-    u_char  *p, *last;
+    ngx_uint_t  key;
+
+    return ngx_http_tollgate_valid_id_key(id, &key);
+}
+
+
+/* validates an id and computes its ngx_hash_key() in the same walk */
+
+ngx_int_t
+ngx_http_tollgate_valid_id_key(ngx_str_t *id, ngx_uint_t *key)
+{
+    u_char      *p, *last;
+    ngx_uint_t   k;
 
     if (id->len == 0 || id->len > NGX_HTTP_TOLLGATE_ID_MAX) {
         return NGX_ERROR;
     }
 
     last = id->data + id->len;
+    k = 0;
 
     for (p = id->data; p < last; p++) {
         if (!ngx_http_tollgate_id_chars[*p]) {
             return NGX_ERROR;
         }
+
+        k = ngx_hash(k, *p);
     }
+
+    *key = k;
 
     return NGX_OK;
 }

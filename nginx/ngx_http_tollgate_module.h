@@ -19,6 +19,11 @@
 
 #define NGX_HTTP_TOLLGATE_ID_MAX      64
 
+/* a standalone batch: this many ms of a rate (ngx_http_tollgate_batch) */
+#define NGX_HTTP_TOLLGATE_BATCH_MS    10
+#define ngx_http_tollgate_batch(rate_tps)                                     \
+    ((uint64_t) (rate_tps) / (1000 / NGX_HTTP_TOLLGATE_BATCH_MS))
+
 /* buckets of tollgate_check_duration_seconds, in microseconds */
 #define NGX_HTTP_TOLLGATE_HIST_BUCKETS  8
 
@@ -62,7 +67,29 @@ typedef struct {
     ngx_http_tollgate_profile_t *profile;   /* NULL: the context's cost */
     ngx_str_t                    cluster_id;
     ngx_http_tollgate_cluster_t *cluster;   /* where it is seeded */
+    uint64_t                     batch_tokens;  /* standalone, see handler */
+
+    /*
+     * This worker's pointer to the application's node: valid while the
+     * zone has evicted nothing since it was found (see node_cached).
+     */
+    struct ngx_http_tollgate_node_s  *node;
+    ngx_http_tollgate_cluster_t *node_cluster;
+    void                        *node_zone;
+    uint64_t                     node_evictions;
 } ngx_http_tollgate_app_t;
+
+
+/*
+ * Standalone mode: an application's buckets, and the tokens taken from
+ * them ahead for its next requests (see ngx_http_tollgate_take_batch).
+ */
+
+typedef struct {
+    tg_app_t                     app;
+    uint64_t                     batch_tokens;
+    uint8_t                      batch_layer;   /* tg_layer_e they came from */
+} ngx_http_tollgate_sapp_t;
 
 
 /*
@@ -127,7 +154,7 @@ typedef struct ngx_http_tollgate_node_s {
 
     union {
         tg_cluster_t             cluster;
-        tg_app_t                 app;
+        ngx_http_tollgate_sapp_t sapp;
         ngx_http_tollgate_dcluster_t  dcluster;
         ngx_http_tollgate_dapp_t      dapp;
     } u;
@@ -213,6 +240,7 @@ typedef struct {
     ngx_shm_zone_t              *shm_zone;    /* NULL: limiting off */
     ngx_http_complex_value_t    *app;
     ngx_int_t                    app_index;   /* app=$var: its index */
+    ngx_str_t                    app_header;  /* app=$http_x: "x" */
     ngx_str_t                    cluster_id;
     ngx_http_tollgate_cluster_t *cluster;
 
@@ -243,6 +271,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                    app;
+    ngx_uint_t                   app_key;       /* ngx_hash_key() of app */
     ngx_http_tollgate_decision_e decision;
     tg_layer_e                   layer;
     uint64_t                     cost_tokens;
@@ -327,6 +356,7 @@ uint64_t ngx_http_tollgate_hist_bound_ns(ngx_uint_t i);
 ngx_http_tollgate_app_t *ngx_http_tollgate_find_app(
     ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id);
 ngx_int_t ngx_http_tollgate_valid_id(ngx_str_t *id);
+ngx_int_t ngx_http_tollgate_valid_id_key(ngx_str_t *id, ngx_uint_t *key);
 ngx_http_tollgate_cluster_t *ngx_http_tollgate_find_cluster(
     ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id);
 

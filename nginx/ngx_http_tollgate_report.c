@@ -299,7 +299,7 @@ ngx_http_tollgate_json_app(ngx_http_tollgate_out_t *out,
     }
 
     app = ngx_http_tollgate_find_app(out->mcf, &app_id);
-    a = &tn->u.app;
+    a = &tn->u.sapp.app;
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "%s{\"app_id\":\"%V\",\"cluster_id\":\"%V\","
@@ -723,13 +723,13 @@ ngx_http_tollgate_prom_tokens(ngx_http_tollgate_out_t *out,
                             "layer=\"debt\"} %L\n",
                             &cluster_id, &app_id,
                             (long long) ngx_http_tollgate_tokens(
-                                tn->u.app.guaranteed.level_mtok),
+                                tn->u.sapp.app.guaranteed.level_mtok),
                             &cluster_id, &app_id,
                             (long long) ngx_http_tollgate_tokens(
-                                tn->u.app.burst.level_mtok),
+                                tn->u.sapp.app.burst.level_mtok),
                             &cluster_id, &app_id,
                             (long long) ngx_http_tollgate_tokens(
-                                tn->u.app.debt_mtok));
+                                tn->u.sapp.app.debt_mtok));
 }
 
 
@@ -886,7 +886,7 @@ ngx_http_tollgate_refresh_locked(ngx_http_tollgate_out_t *out,
         app = ngx_http_tollgate_find_app(out->mcf, &app_id);
 
         if (app != NULL) {
-            tg_app_refill(&tn->u.app, &app->conf, out->now_ms);
+            tg_app_refill(&tn->u.sapp.app, &app->conf, out->now_ms);
         }
 
         return;
