@@ -11,8 +11,46 @@
 #include "ngx_http_tollgate_module.h"
 
 
+/*
+ * A context and its cleanup entry in one block, linked into the pool's
+ * list as ngx_pool_cleanup_add() would link a separate pair.  Blocks of
+ * finished requests wait in this worker's free list for the next ones:
+ * the request pool is not asked for memory on every decision, and the
+ * list is as long as the most requests this worker ever decided at once.
+ */
+
+typedef struct ngx_http_tollgate_ctx_block_s  ngx_http_tollgate_ctx_block_t;
+
+struct ngx_http_tollgate_ctx_block_s {
+    ngx_pool_cleanup_t              cln;
+    ngx_http_tollgate_ctx_t         ctx;
+    ngx_http_tollgate_ctx_block_t  *next;     /* in the free list */
+};
+
+
+static ngx_http_tollgate_ctx_block_t  *ngx_http_tollgate_free_ctx;
+
+
+/* ngx_hash_key(), inlined on the request path */
+
+static ngx_inline ngx_uint_t
+ngx_http_tollgate_key(u_char *data, size_t len)
+{
+    ngx_uint_t  key;
+
+    for (key = 0; len; len--) {
+        key = ngx_hash(key, *data++);
+    }
+
+    return key;
+}
+
+
 static void ngx_http_tollgate_app_header(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_str_t *value);
+static ngx_table_elt_t *ngx_http_tollgate_header_by_var(
+    ngx_http_request_t *r, ngx_http_tollgate_loc_conf_t *lcf,
+    ngx_uint_t by_hash);
 static ngx_http_tollgate_node_t *ngx_http_tollgate_node_cached(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_http_tollgate_app_t *app, tg_msec_t now_ms, ngx_log_t *log);
@@ -125,7 +163,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     }
 
     if (lcf->app_header.len) {
-        ngx_http_tollgate_app_header(r, &lcf->app_header, &id);
+        ngx_http_tollgate_app_header(r, lcf, &id);
 
     } else if (lcf->app_index != NGX_ERROR) {
         vv = ngx_http_get_indexed_variable(r, lcf->app_index);
@@ -147,22 +185,38 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
                                         NGX_HTTP_TOLLGATE_MISSING_APP);
     }
 
-    if (ngx_http_tollgate_valid_id_key(&id, &ctx->app_key) != NGX_OK) {
-        return ngx_http_tollgate_refuse(r, lcf, ctx,
-                                        NGX_HTTP_TOLLGATE_INVALID_APP);
-    }
-
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tollgate_module);
 
     if (mcf->distributed) {
+        if (ngx_http_tollgate_valid_id_key(&id, &ctx->app_key) != NGX_OK) {
+            return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                            NGX_HTTP_TOLLGATE_INVALID_APP);
+        }
+
         ctx->app = id;
         ctx->cluster = lcf->cluster;
         ctx->zone = lcf->shm_zone->data;
         return ngx_http_tollgate_lease_handler(r, lcf, ctx);
     }
 
-    app = ngx_hash_find(&mcf->app_hash, ctx->app_key, id.data, id.len);
+    /*
+     * A declared id was checked when nginx.conf was read: an id found
+     * among them needs no check, one not found is told invalid or unknown.
+     */
+
+    app = NULL;
+
+    if (id.len <= NGX_HTTP_TOLLGATE_ID_MAX) {
+        ctx->app_key = ngx_http_tollgate_key(id.data, id.len);
+        app = ngx_hash_find(&mcf->app_hash, ctx->app_key, id.data, id.len);
+    }
+
     if (app == NULL) {
+        if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
+            return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                            NGX_HTTP_TOLLGATE_INVALID_APP);
+        }
+
         ctx->app = id;
         return ngx_http_tollgate_refuse(r, lcf, ctx,
                                         NGX_HTTP_TOLLGATE_UNKNOWN_APP);
@@ -291,20 +345,49 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
 
 /*
- * $http_NAME read without the variable machinery: the same first header
- * whose lower-case name, "-" read as "_", is NAME.  The header's length
- * is compared first, so most headers cost one comparison.
+ * $http_x_y read without the variable machinery: the first header named
+ * "x-y", found by the hash nginx's parser computed for each header.  A
+ * server with underscores_in_headers may also see "x_y", which has
+ * another hash: there the names are compared as $http_x_y compares them.
  */
 
 static void
-ngx_http_tollgate_app_header(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *value)
+ngx_http_tollgate_app_header(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_str_t *value)
+{
+    ngx_table_elt_t           *h;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    h = ngx_http_tollgate_header_by_var(r, lcf, 1);
+
+    if (h == NULL) {
+        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+        if (cscf->underscores_in_headers) {
+            h = ngx_http_tollgate_header_by_var(r, lcf, 0);
+        }
+    }
+
+    if (h != NULL) {
+        *value = h->value;
+
+    } else {
+        ngx_str_null(value);
+    }
+}
+
+
+static ngx_table_elt_t *
+ngx_http_tollgate_header_by_var(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_uint_t by_hash)
 {
     u_char            ch;
+    ngx_str_t        *name;
     ngx_uint_t        i, n;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
+    name = &lcf->app_header;
     part = &r->headers_in.headers.part;
     h = part->elts;
 
@@ -324,6 +407,17 @@ ngx_http_tollgate_app_header(ngx_http_request_t *r, ngx_str_t *name,
             continue;
         }
 
+        if (by_hash) {
+            if (h[i].hash == lcf->app_header_hash
+                && ngx_memcmp(h[i].lowcase_key, lcf->app_header_lc.data,
+                              name->len) == 0)
+            {
+                return &h[i];
+            }
+
+            continue;
+        }
+
         for (n = 0; n < name->len; n++) {
             ch = h[i].lowcase_key[n];
 
@@ -333,12 +427,11 @@ ngx_http_tollgate_app_header(ngx_http_request_t *r, ngx_str_t *name,
         }
 
         if (n == name->len) {
-            *value = h[i].value;
-            return;
+            return &h[i];
         }
     }
 
-    ngx_str_null(value);
+    return NULL;
 }
 
 
@@ -463,7 +556,7 @@ ngx_http_tollgate_get_ctx(ngx_http_request_t *r)
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_tollgate_ctx_cleanup) {
-            ctx = cln->data;
+            ctx = &((ngx_http_tollgate_ctx_block_t *) cln->data)->ctx;
             ngx_http_set_ctx(r, ctx, ngx_http_tollgate_module);
             return ctx;
         }
@@ -476,29 +569,43 @@ ngx_http_tollgate_get_ctx(ngx_http_request_t *r)
 static ngx_http_tollgate_ctx_t *
 ngx_http_tollgate_create_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t       *cln;
-    ngx_http_tollgate_ctx_t  *ctx;
+    ngx_http_tollgate_ctx_block_t  *b;
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_tollgate_ctx_t));
-    if (cln == NULL) {
-        return NULL;
+    b = ngx_http_tollgate_free_ctx;
+
+    if (b != NULL) {
+        ngx_http_tollgate_free_ctx = b->next;
+
+    } else {
+        b = ngx_alloc(sizeof(ngx_http_tollgate_ctx_block_t),
+                      r->connection->log);
+        if (b == NULL) {
+            return NULL;
+        }
     }
 
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_tollgate_ctx_t));
+    ngx_memzero(&b->ctx, sizeof(ngx_http_tollgate_ctx_t));
 
-    cln->handler = ngx_http_tollgate_ctx_cleanup;
+    b->cln.handler = ngx_http_tollgate_ctx_cleanup;
+    b->cln.data = b;
+    b->cln.next = r->pool->cleanup;
+    r->pool->cleanup = &b->cln;
 
-    ngx_http_set_ctx(r, ctx, ngx_http_tollgate_module);
+    ngx_http_set_ctx(r, &b->ctx, ngx_http_tollgate_module);
 
-    return ctx;
+    return &b->ctx;
 }
 
+
+/* the pool is going: its request's context waits for another request */
 
 static void
 ngx_http_tollgate_ctx_cleanup(void *data)
 {
-    /* nothing to free: the handler only marks the cleanup as ours */
+    ngx_http_tollgate_ctx_block_t  *b = data;
+
+    b->next = ngx_http_tollgate_free_ctx;
+    ngx_http_tollgate_free_ctx = b;
 }
 
 
@@ -983,8 +1090,11 @@ ngx_http_tollgate_node_cached(ngx_http_tollgate_zone_t *zone,
     {
         tn = app->node;
 
-        ngx_queue_remove(&tn->queue);
-        ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
+        if (ngx_queue_head(&zone->sh->lru) != &tn->queue) {
+            ngx_queue_remove(&tn->queue);
+            ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
+        }
+
         tn->last_ms = (ngx_msec_t) now_ms;
 
         return tn;

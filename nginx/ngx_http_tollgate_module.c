@@ -47,6 +47,8 @@ static char *ngx_http_tollgate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_tollgate_degradation(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_tollgate_plain_name(ngx_str_t *s);
+static ngx_int_t ngx_http_tollgate_header_name(ngx_conf_t *cf,
+    ngx_http_tollgate_loc_conf_t *tlcf);
 static ngx_int_t ngx_http_tollgate_init_process(ngx_cycle_t *cycle);
 static void ngx_http_tollgate_exit_process(ngx_cycle_t *cycle);
 
@@ -585,6 +587,8 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->app = prev->app;
         conf->app_index = prev->app_index;
         conf->app_header = prev->app_header;
+        conf->app_header_lc = prev->app_header_lc;
+        conf->app_header_hash = prev->app_header_hash;
     }
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
@@ -868,6 +872,10 @@ ngx_http_tollgate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                     }
 
                     ngx_strlow(tlcf->app_header.data, s.data + 5, s.len - 5);
+
+                    if (ngx_http_tollgate_header_name(cf, tlcf) != NGX_OK) {
+                        return NGX_CONF_ERROR;
+                    }
                 }
 
                 s.data--;
@@ -1840,6 +1848,40 @@ ngx_http_tollgate_valid_id_key(ngx_str_t *id, ngx_uint_t *key)
     }
 
     *key = k;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The header that $http_x_y names as a client sends it, "x-y" in lower
+ * case, and the hash nginx's parser gives that name, so that the request
+ * path compares hashes before names.
+ */
+
+static ngx_int_t
+ngx_http_tollgate_header_name(ngx_conf_t *cf,
+    ngx_http_tollgate_loc_conf_t *tlcf)
+{
+    u_char      *p;
+    ngx_uint_t   i, hash;
+
+    p = ngx_pnalloc(cf->pool, tlcf->app_header.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    hash = 0;
+
+    for (i = 0; i < tlcf->app_header.len; i++) {
+        p[i] = tlcf->app_header.data[i] == '_' ? '-'
+                                               : tlcf->app_header.data[i];
+        hash = ngx_hash(hash, p[i]);
+    }
+
+    tlcf->app_header_lc.data = p;
+    tlcf->app_header_lc.len = tlcf->app_header.len;
+    tlcf->app_header_hash = hash;
 
     return NGX_OK;
 }

@@ -240,7 +240,9 @@ typedef struct {
     ngx_shm_zone_t              *shm_zone;    /* NULL: limiting off */
     ngx_http_complex_value_t    *app;
     ngx_int_t                    app_index;   /* app=$var: its index */
-    ngx_str_t                    app_header;  /* app=$http_x: "x" */
+    ngx_str_t                    app_header;  /* app=$http_x_y: "x_y" */
+    ngx_str_t                    app_header_lc;    /* "x-y" */
+    ngx_uint_t                   app_header_hash;  /* as nginx hashes it */
     ngx_str_t                    cluster_id;
     ngx_http_tollgate_cluster_t *cluster;
 

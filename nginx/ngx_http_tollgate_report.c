@@ -303,7 +303,8 @@ ngx_http_tollgate_json_app(ngx_http_tollgate_out_t *out,
 
     out->pos = ngx_slprintf(out->pos, out->last,
                             "%s{\"app_id\":\"%V\",\"cluster_id\":\"%V\","
-                            "\"tokens\":{\"guaranteed\":%L,\"burst\":%L},"
+                            "\"tokens\":{\"guaranteed\":%L,\"burst\":%L,"
+                            "\"batch\":%uL},"
                             "\"debt\":%L,\"requests\":{\"allowed\":%uL,"
                             "\"rejected\":%uL,\"dry_run\":%uL},"
                             "\"cost_total\":%uL",
@@ -312,6 +313,7 @@ ngx_http_tollgate_json_app(ngx_http_tollgate_out_t *out,
                                 a->guaranteed.level_mtok),
                             (long long) ngx_http_tollgate_tokens(
                                 a->burst.level_mtok),
+                            (unsigned long long) tn->u.sapp.batch_tokens,
                             (long long) (a->debt_mtok + TG_MTOK_PER_TOKEN - 1)
                                 / TG_MTOK_PER_TOKEN,
                             (unsigned long long) tn->requests[0],
