@@ -248,15 +248,29 @@ uint64_t tg_repay(tg_app_t *a, const tg_app_conf_t *ac, uint64_t tokens,
 #define TG_LEASE_MAX_TOKENS_DEFAULT     100000
 #define TG_LEASE_HORIZON_MS_DEFAULT     200
 #define TG_LEASE_LOW_PERMILLE_DEFAULT   200
+#define TG_LEASE_STRETCH_MAX_DEFAULT    4
 
 /* demand is sampled over epochs of this length */
 #define TG_LEASE_EPOCH_MS               100
+
+/*
+ * A horizon stretches one more time for each TG_LEASE_STEADY_EPOCHS in a
+ * row whose demand stayed within a quarter of the estimate, and only
+ * while what L2 has left per live gateway covers TG_LEASE_PLENTY_TARGETS
+ * targets stretched to the most: stretched leases then hold, in all
+ * gateways together, at most 1 / TG_LEASE_PLENTY_TARGETS of what L2 had
+ * left, which its buckets cap at one second of the burst quota.
+ */
+#define TG_LEASE_STEADY_EPOCHS          10
+#define TG_LEASE_STEADY_EPOCHS_MAX      31
+#define TG_LEASE_PLENTY_TARGETS         8
 
 typedef struct {
     uint64_t              min_tokens;
     uint64_t              max_tokens;
     tg_msec_t             horizon_ms;         /* demand it should cover */
     uint32_t              low_water_permille;
+    uint32_t              stretch_max;        /* horizons; 0 or 1: none */
 } tg_lease_conf_t;
 
 
@@ -268,6 +282,8 @@ typedef struct {
     uint64_t              epoch_tokens;
     tg_msec_t             denied_until_ms;
     unsigned              refill_inflight:1;
+    unsigned              steady_epochs:5;    /* in a row, saturating */
+    unsigned              l2_plenty:1;        /* may stretch, see above */
 } tg_lease_t;
 
 
@@ -301,6 +317,14 @@ uint64_t tg_lease_want(const tg_lease_t *l, const tg_lease_conf_t *lc,
 
 void tg_lease_granted(tg_lease_t *l, uint64_t tokens, tg_msec_t now_ms);
 void tg_lease_denied(tg_lease_t *l, tg_msec_t until_ms);
+
+/*
+ * What L2 had left for the application when Redis last said so, and
+ * the gateways sharing it: decides whether the horizon may stretch.
+ * The target follows at the next demand epoch.
+ */
+void tg_lease_l2_left(tg_lease_t *l, const tg_lease_conf_t *lc,
+    uint64_t l2_remaining_tokens, uint32_t live_gateways);
 
 
 #include "tg_health.h"  /* degradation (DESIGN §4) */

@@ -3,7 +3,11 @@
  *
  * L3: the gateway's lease of one application's tokens.  The lease holds
  * about horizon_ms of the demand it has seen, so that most requests are
- * decided from it and Redis is asked rarely, in batches.
+ * decided from it and Redis is asked rarely, in batches.  While demand
+ * holds steady and L2 has far more left than the leases could take, the
+ * horizon stretches (up to stretch_max times): refills then come a few
+ * times a second whatever the rate, and the tokens this adds to the
+ * leases stay a small share of what L2 has left (tg_core.h).
  */
 
 
@@ -12,6 +16,8 @@
 
 static void tg_lease_sample(tg_lease_t *l, const tg_lease_conf_t *lc,
     tg_msec_t now_ms);
+static uint64_t tg_lease_base(const tg_lease_t *l, const tg_lease_conf_t *lc);
+static uint32_t tg_lease_stretch_max(const tg_lease_conf_t *lc);
 static uint64_t tg_lease_target_clamp(const tg_lease_conf_t *lc,
     uint64_t tokens);
 
@@ -23,6 +29,7 @@ tg_lease_conf_default(tg_lease_conf_t *lc)
     lc->max_tokens = TG_LEASE_MAX_TOKENS_DEFAULT;
     lc->horizon_ms = TG_LEASE_HORIZON_MS_DEFAULT;
     lc->low_water_permille = TG_LEASE_LOW_PERMILLE_DEFAULT;
+    lc->stretch_max = TG_LEASE_STRETCH_MAX_DEFAULT;
 }
 
 
@@ -36,6 +43,8 @@ tg_lease_init(tg_lease_t *l, const tg_lease_conf_t *lc, tg_msec_t now_ms)
     l->epoch_tokens = 0;
     l->denied_until_ms = TG_MSEC_NEVER;
     l->refill_inflight = 0;
+    l->steady_epochs = 0;
+    l->l2_plenty = 0;
 }
 
 
@@ -129,16 +138,40 @@ tg_lease_denied(tg_lease_t *l, tg_msec_t until_ms)
 }
 
 
+void
+tg_lease_l2_left(tg_lease_t *l, const tg_lease_conf_t *lc,
+    uint64_t l2_remaining_tokens, uint32_t live_gateways)
+{
+    uint64_t  share_tokens, full_tokens;
+
+    share_tokens = l2_remaining_tokens
+                   / (live_gateways > 0 ? live_gateways : 1);
+
+    /*
+     * Judged against the target stretched to the most, not the current
+     * one: a lease that stretched would otherwise find L2 short at its
+     * next grant, shrink, find L2 plentiful again, and swing.
+     */
+
+    full_tokens = tg_lease_target_clamp(lc,
+                      tg_mul_sat(tg_lease_base(l, lc),
+                                 tg_lease_stretch_max(lc), UINT64_MAX));
+
+    l->l2_plenty = share_tokens / TG_LEASE_PLENTY_TARGETS >= full_tokens;
+}
+
+
 /*
  * Closes the demand epoch once TG_LEASE_EPOCH_MS has passed, and moves
- * the target toward horizon_ms of the demand seen.
+ * the target toward horizon_ms of the demand seen, stretched while
+ * demand is steady and L2 has plenty.
  */
 
 static void
 tg_lease_sample(tg_lease_t *l, const tg_lease_conf_t *lc, tg_msec_t now_ms)
 {
-    uint64_t   sample_mtps, idle_epochs;
-    tg_msec_t  elapsed_ms, horizon_ms;
+    uint64_t   sample_mtps, idle_epochs, before_mtps, stretch;
+    tg_msec_t  elapsed_ms;
 
     /* a clock that went back restarts the epoch, keeping what it counted */
     if (now_ms < l->epoch_ms) {
@@ -158,7 +191,8 @@ tg_lease_sample(tg_lease_t *l, const tg_lease_conf_t *lc, tg_msec_t now_ms)
                              (uint64_t) TG_MTOK_MAX);
 
     /* new sample weighs 1/4 */
-    l->demand_mtps = (3 * l->demand_mtps + sample_mtps) / 4;
+    before_mtps = l->demand_mtps;
+    l->demand_mtps = (3 * before_mtps + sample_mtps) / 4;
 
     /* every later whole epoch passed with no demand: a sample of 0 each */
     idle_epochs = (uint64_t) (elapsed_ms / TG_LEASE_EPOCH_MS) - 1;
@@ -171,12 +205,53 @@ tg_lease_sample(tg_lease_t *l, const tg_lease_conf_t *lc, tg_msec_t now_ms)
     l->epoch_ms = now_ms - elapsed_ms % TG_LEASE_EPOCH_MS;
     l->epoch_tokens = 0;
 
-    /* mtok/s times ms is micro-tokens */
+    /* steady: one epoch just after the other, near what was expected */
+
+    if (elapsed_ms < 2 * TG_LEASE_EPOCH_MS && before_mtps > 0
+        && sample_mtps >= before_mtps - before_mtps / 4
+        && sample_mtps <= before_mtps + before_mtps / 4)
+    {
+        if (l->steady_epochs < TG_LEASE_STEADY_EPOCHS_MAX) {
+            l->steady_epochs++;
+        }
+
+    } else {
+        l->steady_epochs = 0;
+    }
+
+    stretch = 1;
+
+    if (l->l2_plenty) {
+        stretch = tg_min_u64(1 + l->steady_epochs / TG_LEASE_STEADY_EPOCHS,
+                             tg_lease_stretch_max(lc));
+    }
+
+    l->target_tokens = tg_lease_target_clamp(lc,
+                           tg_mul_sat(tg_lease_base(l, lc), stretch,
+                                      UINT64_MAX));
+}
+
+
+/* horizon_ms of the demand estimate, in tokens, before any clamp */
+
+static uint64_t
+tg_lease_base(const tg_lease_t *l, const tg_lease_conf_t *lc)
+{
+    tg_msec_t  horizon_ms;
+
     horizon_ms = lc->horizon_ms > 0 ? lc->horizon_ms
                                     : TG_LEASE_HORIZON_MS_DEFAULT;
-    l->target_tokens = tg_lease_target_clamp(lc,
-                           tg_mul_sat(l->demand_mtps, (uint64_t) horizon_ms,
-                                      UINT64_MAX) / 1000 / 1000);
+
+    /* mtok/s times ms is micro-tokens */
+    return tg_mul_sat(l->demand_mtps, (uint64_t) horizon_ms, UINT64_MAX)
+           / 1000 / 1000;
+}
+
+
+static uint32_t
+tg_lease_stretch_max(const tg_lease_conf_t *lc)
+{
+    return lc->stretch_max > 1 ? lc->stretch_max : 1;
 }
 
 

@@ -2,7 +2,8 @@
  * Copyright (C) Tollgate developers
  *
  * L3 leases: local decisions, the refill signal, the target following
- * demand, the fair-share cap and "denied until".
+ * demand, the horizon stretching while demand is steady and L2 has
+ * plenty, the fair-share cap and "denied until".
  */
 
 
@@ -185,6 +186,152 @@ the_target_stays_within_min_and_max(void **state)
 }
 
 
+/* 1000 tokens/s, steady: a horizon of 200 ms is 200 tokens */
+static void
+steady_demand_with_l2(tg_lease_fixture_t *f, uint64_t l2_remaining_tokens,
+    uint32_t live_gateways, tg_msec_t duration_ms)
+{
+    tg_msec_t  end_ms;
+
+    end_ms = f->now_ms + duration_ms;
+
+    while (f->now_ms < end_ms) {
+        tg_lease_l2_left(&f->l, &f->lc, l2_remaining_tokens, live_gateways);
+        steady_demand(f, 10, 10, 100);
+    }
+}
+
+
+static void
+steady_demand_with_plenty_of_l2_stretches_the_horizon_in_steps(
+    void **state)
+{
+    uint64_t            seen[5];
+    size_t              i;
+    tg_lease_fixture_t  f;
+
+    (void) state;
+
+    setup(&f);
+
+    /* a second at a time: one more horizon per second of steady demand */
+
+    for (i = 0; i < 5; i++) {
+        steady_demand_with_l2(&f, 1000000, 1, 1000);
+        seen[i] = f.l.target_tokens;
+    }
+
+    assert_true(f.l.l2_plenty);
+
+    /* the first second only finds the estimate; none is above 4 x 200 */
+    assert_in_range(seen[0], 100, 200);
+    assert_in_range(seen[1], 390, 400);
+    assert_in_range(seen[2], 585, 600);
+    assert_in_range(seen[3], 780, 800);
+    assert_in_range(seen[4], 780, 800);
+}
+
+
+static void
+a_demand_shift_ends_the_stretch_at_once(void **state)
+{
+    tg_lease_fixture_t  f;
+
+    (void) state;
+
+    setup(&f);
+    steady_demand_with_l2(&f, 1000000, 1, 5000);
+    assert_in_range(f.l.target_tokens, 780, 800);
+
+    /* one epoch at twice the demand: no longer steady, back to 200 ms */
+    steady_demand(&f, 20, 10, 100);
+    steady_demand(&f, 10, 10, 10);
+    assert_int_equal(f.l.steady_epochs, 0);
+    assert_in_range(f.l.target_tokens, 200, 250);
+
+    /* an idle gap is no steady demand either */
+    steady_demand_with_l2(&f, 1000000, 1, 5000);
+    assert_in_range(f.l.target_tokens, 780, 800);
+    f.now_ms += 250;
+    take(&f, 10);
+    assert_int_equal(f.l.steady_epochs, 0);
+    assert_true(f.l.target_tokens <= 200);
+}
+
+
+/*
+ * L2 remaining: 8 targets stretched to the most per gateway (for
+ * gateways_counted of them), plus offset_tokens, or 10^6 tokens when
+ * plenty; then the target is stretch_expected times 200 ms of demand.
+ */
+typedef struct {
+    uint32_t              gateways_counted;
+    uint32_t              live_gateways;
+    int64_t               offset_tokens;
+    unsigned              plenty:1;
+    uint32_t              stretch_max;
+    uint64_t              stretch_expected;
+} tg_stretch_case_t;
+
+
+static tg_stretch_case_t  stretch_at_plenty = { 3, 3, 0, 0, 4, 4 };
+static tg_stretch_case_t  stretch_short = { 3, 3, -1, 0, 4, 1 };
+static tg_stretch_case_t  stretch_shared = { 3, 4, 0, 0, 4, 1 };
+static tg_stretch_case_t  stretch_none = { 1, 1, 0, 1, 1, 1 };
+static tg_stretch_case_t  stretch_twice = { 1, 1, 0, 1, 2, 2 };
+static tg_stretch_case_t  stretch_no_gateways = { 1, 0, 0, 0, 4, 4 };
+
+
+static void
+the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway(void **state)
+{
+    tg_stretch_case_t   *t = *state;
+    uint64_t             base_tokens, remaining_tokens;
+    tg_lease_fixture_t   f;
+
+    setup(&f);
+    f.lc.stretch_max = t->stretch_max;
+
+    /* the unstretched target once the estimate settled */
+    steady_demand_with_l2(&f, 0, 1, 5000);
+    base_tokens = f.l.target_tokens;
+    assert_in_range(base_tokens, 195, 200);
+
+    remaining_tokens = t->plenty
+        ? 1000000
+        : TG_LEASE_PLENTY_TARGETS * t->stretch_max * base_tokens
+          * t->gateways_counted + t->offset_tokens;
+
+    steady_demand_with_l2(&f, remaining_tokens, t->live_gateways, 1000);
+
+    assert_int_equal(f.l.target_tokens, t->stretch_expected * base_tokens);
+}
+
+
+static void
+l2_running_short_shrinks_the_target_at_the_next_epoch(void **state)
+{
+    tg_lease_fixture_t  f;
+
+    (void) state;
+
+    setup(&f);
+    steady_demand_with_l2(&f, 1000000, 1, 5000);
+    assert_in_range(f.l.target_tokens, 780, 800);
+
+    tg_lease_l2_left(&f.l, &f.lc, 6000, 1);
+    assert_false(f.l.l2_plenty);
+
+    steady_demand(&f, 10, 10, 100);
+    assert_in_range(f.l.target_tokens, 195, 200);
+
+    /* the max clamp holds the stretched target too */
+    f.lc.max_tokens = 500;
+    steady_demand_with_l2(&f, 1000000, 1, 1000);
+    assert_int_equal(f.l.target_tokens, 500);
+}
+
+
 typedef struct {
     int64_t               balance_tokens;
     uint64_t              l2_remaining_tokens;
@@ -273,6 +420,29 @@ main(void)
             an_epoch_of_demand_moves_the_target_a_quarter_of_the_way),
         cmocka_unit_test(the_target_follows_steady_demand_up_and_down),
         cmocka_unit_test(the_target_stays_within_min_and_max),
+        cmocka_unit_test(
+            steady_demand_with_plenty_of_l2_stretches_the_horizon_in_steps),
+        cmocka_unit_test(a_demand_shift_ends_the_stretch_at_once),
+        TG_CASE("stretched while L2 covers 8 full targets per gateway",
+                the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
+                &stretch_at_plenty),
+        TG_CASE("not stretched one token short of that",
+                the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
+                &stretch_short),
+        TG_CASE("not stretched when one more gateway shares L2",
+                the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
+                &stretch_shared),
+        TG_CASE("not stretched with stretch_max 1",
+                the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
+                &stretch_none),
+        TG_CASE("stretched no further than stretch_max",
+                the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
+                &stretch_twice),
+        TG_CASE("no live gateways count as one for the stretch",
+                the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
+                &stretch_no_gateways),
+        cmocka_unit_test(
+            l2_running_short_shrinks_the_target_at_the_next_epoch),
         TG_CASE("want is the target when L2 has plenty",
                 want_is_the_shortfall_capped_by_a_fair_share, &want_target),
         TG_CASE("want is what the balance lacks of the target",
