@@ -170,13 +170,18 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         was_inflight = 0;
     }
 
-    /* conserving: larger leases, so fewer calls reach a slow Redis */
+    /*
+     * Conserving: larger leases, so fewer calls reach a slow Redis.  The
+     * longer horizon is not stretched further: the stretch is judged
+     * (in the sync, against what L2 has left) for the usual horizon.
+     */
 
     level = ngx_http_tollgate_level();
     lc = mcf->lease;
 
     if (level >= TG_LEVEL_CONSERVE) {
         lc.horizon_ms *= 4;
+        lc.stretch_max = 1;
     }
 
     decision = tg_lease_take(lease, &lc, ctx->cost_tokens, now_ms);

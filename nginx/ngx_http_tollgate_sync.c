@@ -9,6 +9,12 @@
  * Every worker runs the sync timer; the zone's next_sync_ms decides
  * which one does the work of a period, so a gateway syncs once per
  * period however many workers it has.
+ *
+ * Calls are what leases save, so the sync adds few of its own: a busy
+ * gateway's heartbeat rides on the acquires it sends anyway, and the
+ * degradation override is read when the admin announces a change of it
+ * (and every few seconds in case an announcement was missed), not at
+ * every beat.
  */
 
 
@@ -17,6 +23,8 @@
 
 #define NGX_HTTP_TOLLGATE_SYNC_MS        100
 #define NGX_HTTP_TOLLGATE_HEARTBEAT_MS   1000
+#define NGX_HTTP_TOLLGATE_BEAT_RIDE_MS   250
+#define NGX_HTTP_TOLLGATE_OVERRIDE_MS    5000
 #define NGX_HTTP_TOLLGATE_USAGE_MS       5000
 #define NGX_HTTP_TOLLGATE_IDLE_MS        1000
 #define NGX_HTTP_TOLLGATE_GATEWAY_TTL    "10000"
@@ -32,9 +40,20 @@ typedef struct {
     ngx_http_tollgate_cluster_t    *cluster;
     ngx_http_tollgate_main_conf_t  *mcf;
     uint64_t                        min_tokens;   /* of an acquire */
+    ngx_uint_t                      beat;         /* it carried one */
     size_t                          app_len;
     u_char                          app[NGX_HTTP_TOLLGATE_ID_MAX];
 } ngx_http_tollgate_call_t;
+
+
+/* what a heartbeat sends besides the gateway id, alone or with an acquire */
+
+typedef struct {
+    ngx_str_t                       keys[3];      /* gateways, gw:G, version */
+    ngx_str_t                       figures[4];   /* level, hits, counters */
+    u_char                          key_bufs[3][NGX_HTTP_TOLLGATE_KEY_LEN];
+    u_char                          num_bufs[4][NGX_INT64_LEN];
+} ngx_http_tollgate_beat_t;
 
 
 typedef struct {
@@ -55,7 +74,13 @@ static ngx_uint_t ngx_http_tollgate_collect_locked(
     ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_zone_t *zone,
     ngx_uint_t heartbeat, ngx_http_tollgate_report_t *reports);
 static void ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
-    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster);
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    tg_msec_t now_ms);
+static void ngx_http_tollgate_beat_locked(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    ngx_http_tollgate_beat_t *beat);
+static void ngx_http_tollgate_beat_seen_locked(ngx_http_tollgate_call_t *call,
+    ngx_http_tollgate_node_t *cnode, redisReply *reply, size_t first);
 static void ngx_http_tollgate_seed(ngx_http_tollgate_main_conf_t *mcf);
 static void ngx_http_tollgate_on_acquire(redisReply *reply, void *data);
 static void ngx_http_tollgate_on_report(redisReply *reply, void *data);
@@ -222,7 +247,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 {
     u_char                        nums[4][NGX_INT64_LEN];
     ngx_str_t                     argv[10];
-    ngx_uint_t                    i, n, heartbeat, usage;
+    ngx_uint_t                    i, n, heartbeat, usage, override;
     tg_msec_t                     now_ms;
     ngx_http_tollgate_call_t     *call;
     ngx_http_tollgate_cluster_t  *cluster, **clusters;
@@ -246,9 +271,22 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     zone->sh->next_sync_ms = now_ms + NGX_HTTP_TOLLGATE_SYNC_MS;
     zone->sh->ops_since_sync = 0;
 
+    /* the clusters are looked at; each says when it is due again */
+
     heartbeat = now_ms >= zone->sh->next_heartbeat_ms;
     if (heartbeat) {
         zone->sh->next_heartbeat_ms = now_ms + NGX_HTTP_TOLLGATE_HEARTBEAT_MS;
+    }
+
+    /*
+     * The admin announces an override ("*" on tg:config); the slow poll
+     * is for an announcement this gateway missed, its subscriber being
+     * away at the time.
+     */
+
+    override = now_ms >= zone->sh->next_override_ms;
+    if (override) {
+        zone->sh->next_override_ms = now_ms + NGX_HTTP_TOLLGATE_OVERRIDE_MS;
     }
 
     /*
@@ -275,6 +313,9 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     {
         *seeded = ngx_http_tollgate_redis_connects;
         ngx_http_tollgate_seed(mcf);
+
+        /* announcements made while disconnected were lost */
+        override = 1;
     }
 
     /* one call per application with news, pipelined on one connection */
@@ -312,18 +353,20 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
         }
     }
 
+    if (override) {
+        ngx_http_tollgate_read_override(mcf);
+    }
+
     if (!heartbeat) {
         return;
     }
 
     /* the heartbeat doubles as the probe that sees Redis come back */
 
-    ngx_http_tollgate_read_override(mcf);
-
     clusters = mcf->clusters.elts;
 
     for (i = 0; i < mcf->clusters.nelts; i++) {
-        ngx_http_tollgate_heartbeat(mcf, zone, clusters[i]);
+        ngx_http_tollgate_heartbeat(mcf, zone, clusters[i], now_ms);
     }
 }
 
@@ -436,40 +479,61 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
 }
 
 
+/*
+ * A heartbeat of its own, for a cluster no call has carried one to for
+ * NGX_HTTP_TOLLGATE_HEARTBEAT_MS: a gateway with little traffic there,
+ * or a change announced.
+ */
+
 static void
 ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
-    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster)
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    tg_msec_t now_ms)
 {
-    u_char                     nums[4][NGX_INT64_LEN];
-    uint64_t                   hits, total;
     ngx_str_t                  argv[11];
+    tg_msec_t                  due_ms;
+    ngx_http_tollgate_beat_t   beat;
     ngx_http_tollgate_call_t  *call;
-    u_char                     keys[4][NGX_HTTP_TOLLGATE_KEY_LEN];
+    ngx_http_tollgate_node_t  *cnode;
+    u_char                     key[NGX_HTTP_TOLLGATE_KEY_LEN];
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_cluster_node_locked(zone, cluster, now_ms,
+                                                  ngx_cycle->log);
+    if (cnode == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    due_ms = cnode->u.dcluster.beat_ms + NGX_HTTP_TOLLGATE_HEARTBEAT_MS;
+
+    if (now_ms < due_ms) {
+        if (due_ms < zone->sh->next_heartbeat_ms) {
+            zone->sh->next_heartbeat_ms = due_ms;
+        }
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    cnode->u.dcluster.beat_ms = now_ms;
+    ngx_http_tollgate_beat_locked(mcf, zone, cluster, &beat);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     call = ngx_http_tollgate_call_create(mcf, zone, cluster, NULL);
     if (call == NULL) {
         return;
     }
 
-    ngx_http_tollgate_key(&argv[0], keys[0], cluster, "gateways", NULL);
-    ngx_http_tollgate_key(&argv[1], keys[1], cluster, "gw:",
-                          &mcf->gateway_id);
-    ngx_http_tollgate_key(&argv[2], keys[2], cluster, "version", NULL);
-    ngx_http_tollgate_key(&argv[3], keys[3], cluster, "emergency", NULL);
-
-    hits = zone->sh->l3_hits;
-    total = hits + zone->sh->l3_misses;
+    argv[0] = beat.keys[0];
+    argv[1] = beat.keys[1];
+    argv[2] = beat.keys[2];
+    ngx_http_tollgate_key(&argv[3], key, cluster, "emergency", NULL);
 
     argv[4] = mcf->gateway_id;
-    ngx_http_tollgate_num(&argv[5], nums[3],
-                          (uint64_t) ngx_http_tollgate_level());
-    ngx_http_tollgate_num(&argv[6], nums[0],
-                          total ? hits * 1000 / total : 1000);
-
-    /* every decision, refusals from a cached denial included */
-    ngx_http_tollgate_num(&argv[7], nums[1], zone->sh->decisions);
-    ngx_http_tollgate_num(&argv[8], nums[2],
-                          zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]);
+    ngx_memcpy(&argv[5], beat.figures, sizeof(beat.figures));
     ngx_str_set(&argv[9], "");
     ngx_str_set(&argv[10], NGX_HTTP_TOLLGATE_GATEWAY_TTL);
 
@@ -480,6 +544,41 @@ ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
     {
         ngx_free(call);
     }
+}
+
+
+/*
+ * The heartbeat's keys and the figures it reports, from the zone's
+ * counters; the strings point into *beat.
+ */
+
+static void
+ngx_http_tollgate_beat_locked(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    ngx_http_tollgate_beat_t *beat)
+{
+    uint64_t  hits, total;
+
+    ngx_http_tollgate_key(&beat->keys[0], beat->key_bufs[0], cluster,
+                          "gateways", NULL);
+    ngx_http_tollgate_key(&beat->keys[1], beat->key_bufs[1], cluster, "gw:",
+                          &mcf->gateway_id);
+    ngx_http_tollgate_key(&beat->keys[2], beat->key_bufs[2], cluster,
+                          "version", NULL);
+
+    hits = zone->sh->l3_hits;
+    total = hits + zone->sh->l3_misses;
+
+    ngx_http_tollgate_num(&beat->figures[0], beat->num_bufs[0],
+                          (uint64_t) ngx_http_tollgate_level());
+    ngx_http_tollgate_num(&beat->figures[1], beat->num_bufs[1],
+                          total ? hits * 1000 / total : 1000);
+
+    /* every decision, refusals from a cached denial included */
+    ngx_http_tollgate_num(&beat->figures[2], beat->num_bufs[2],
+                          zone->sh->decisions);
+    ngx_http_tollgate_num(&beat->figures[3], beat->num_bufs[3],
+                          zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]);
 }
 
 
@@ -591,17 +690,48 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
     uint64_t want_tokens, uint64_t min_tokens)
 {
-    u_char                     nums[2][NGX_INT64_LEN];
-    ngx_str_t                  argv[10];
-    ngx_http_tollgate_call_t  *call;
-    u_char                     keys[6][NGX_HTTP_TOLLGATE_KEY_LEN];
+    u_char                         nums[2][NGX_INT64_LEN];
+    ngx_str_t                      argv[18];
+    tg_msec_t                      now_ms;
+    ngx_uint_t                     nkeys, argc;
+    ngx_http_tollgate_beat_t       beat;
+    ngx_http_tollgate_call_t      *call;
+    ngx_http_tollgate_node_t      *cnode;
+    ngx_http_tollgate_main_conf_t *mcf;
+    u_char                         keys[6][NGX_HTTP_TOLLGATE_KEY_LEN];
 
-    call = ngx_http_tollgate_call_create(ngx_http_tollgate_sync_mcf, zone,
-                                         cluster, app_id);
+    mcf = ngx_http_tollgate_sync_mcf;
+
+    call = ngx_http_tollgate_call_create(mcf, zone, cluster, app_id);
     if (call == NULL) {
         ngx_http_tollgate_on_acquire(NULL, NULL);
         return;
     }
+
+    /*
+     * The heartbeat rides along once a quarter of its period has passed:
+     * with refills less than 750 ms apart, the last beat is never a
+     * period old, so the cluster needs no heartbeat of its own, and a
+     * ride costs Redis a few writes, not a call.
+     */
+
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    cnode = ngx_http_tollgate_cluster_node_locked(zone, cluster, now_ms,
+                                                  ngx_cycle->log);
+
+    if (cnode != NULL
+        && now_ms - cnode->u.dcluster.beat_ms
+           >= NGX_HTTP_TOLLGATE_BEAT_RIDE_MS)
+    {
+        cnode->u.dcluster.beat_ms = now_ms;
+        ngx_http_tollgate_beat_locked(mcf, zone, cluster, &beat);
+        call->beat = 1;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
     ngx_http_tollgate_key(&argv[0], keys[0], cluster, "cluster", NULL);
     ngx_http_tollgate_key(&argv[1], keys[1], cluster, "app:", app_id);
@@ -611,14 +741,27 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_key(&argv[5], keys[5], cluster, "events", NULL);
 
     call->min_tokens = min_tokens;
+    nkeys = 6;
 
-    ngx_http_tollgate_num(&argv[6], nums[0], want_tokens);
-    ngx_http_tollgate_num(&argv[7], nums[1], min_tokens);
-    ngx_str_set(&argv[8], "");
-    argv[9] = call->mcf->gateway_id;
+    if (call->beat) {
+        ngx_memcpy(&argv[6], beat.keys, sizeof(beat.keys));
+        nkeys = 9;
+    }
+
+    ngx_http_tollgate_num(&argv[nkeys], nums[0], want_tokens);
+    ngx_http_tollgate_num(&argv[nkeys + 1], nums[1], min_tokens);
+    ngx_str_set(&argv[nkeys + 2], "");
+    argv[nkeys + 3] = mcf->gateway_id;
+    argc = nkeys + 4;
+
+    if (call->beat) {
+        ngx_memcpy(&argv[argc], beat.figures, sizeof(beat.figures));
+        ngx_str_set(&argv[argc + 4], NGX_HTTP_TOLLGATE_GATEWAY_TTL);
+        argc += 5;
+    }
 
     if (ngx_http_tollgate_redis_call(NGX_HTTP_TOLLGATE_SCRIPT_ACQUIRE,
-                                     &cluster->id, 6, 10, argv,
+                                     &cluster->id, nkeys, argc, argv,
                                      ngx_http_tollgate_on_acquire, call)
         != NGX_OK)
     {
@@ -630,8 +773,8 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
 /*
  * The reply of acquire: {code, granted, layer, retry_after_ms,
  * remaining_tokens, emergency, guaranteed, burst, priority, max_borrow,
- * cost_profile, version}; code 1 is an unknown application, 2 an
- * unknown cluster.
+ * cost_profile, version}, then the heartbeat's reply when it carried
+ * one; code 1 is an unknown application, 2 an unknown cluster.
  */
 
 static void
@@ -670,6 +813,12 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
         /* Redis failed: nothing granted, the next take asks again */
         d->lease.refill_inflight = 0;
         goto done;
+    }
+
+    /* first, so that a new version returns leases before this grant */
+
+    if (call->beat && reply->elements >= 15) {
+        ngx_http_tollgate_beat_seen_locked(call, cnode, reply, 12);
     }
 
     code = ngx_http_tollgate_reply_int(reply, 0);
@@ -727,6 +876,9 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
     d->l2_remaining_tokens = (uint64_t) ngx_max(
                                  ngx_http_tollgate_reply_int(reply, 4), 0);
     cnode->u.dcluster.emergency = ngx_http_tollgate_reply_int(reply, 5) != 0;
+
+    tg_lease_l2_left(&d->lease, &call->mcf->lease, d->l2_remaining_tokens,
+                     cnode->u.dcluster.live_gateways);
 
     d->guaranteed_tps = (uint64_t) ngx_http_tollgate_reply_int(reply, 6);
     d->burst_tps = (uint64_t) ngx_http_tollgate_reply_int(reply, 7);
@@ -804,28 +956,36 @@ done:
 static void
 ngx_http_tollgate_on_report(redisReply *reply, void *data)
 {
-    ngx_http_tollgate_node_t  *anode;
+    ngx_http_tollgate_dapp_t  *d;
+    ngx_http_tollgate_node_t  *cnode, *anode;
     ngx_http_tollgate_call_t  *call;
 
     call = data;
 
     ngx_shmtx_lock(&call->zone->shpool->mutex);
 
+    cnode = ngx_http_tollgate_call_node_locked(call, 1);
     anode = ngx_http_tollgate_call_node_locked(call, 0);
 
     if (anode != NULL) {
-        anode->u.dapp.reporting = 0;
+        d = &anode->u.dapp;
+        d->reporting = 0;
 
         /* a failed report is kept as it is, to be sent again */
 
         if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-            anode->u.dapp.report_used = 0;
-            anode->u.dapp.report_returned = 0;
-            anode->u.dapp.report_debt = 0;
+            d->report_used = 0;
+            d->report_returned = 0;
+            d->report_debt = 0;
 
             if (reply->elements >= 2) {
-                anode->u.dapp.l2_remaining_tokens = (uint64_t) ngx_max(
+                d->l2_remaining_tokens = (uint64_t) ngx_max(
                     ngx_http_tollgate_reply_int(reply, 1), 0);
+
+                tg_lease_l2_left(&d->lease, &call->mcf->lease,
+                                 d->l2_remaining_tokens,
+                                 cnode ? cnode->u.dcluster.live_gateways
+                                       : 1);
             }
         }
     }
@@ -840,11 +1000,8 @@ ngx_http_tollgate_on_report(redisReply *reply, void *data)
 static void
 ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
 {
-    uint64_t                       version;
-    ngx_queue_t                   *q;
-    ngx_http_tollgate_node_t      *cnode, *tn;
-    ngx_http_tollgate_call_t      *call;
-    ngx_http_tollgate_dcluster_t  *dc;
+    ngx_http_tollgate_node_t  *cnode;
+    ngx_http_tollgate_call_t  *call;
 
     call = data;
 
@@ -859,24 +1016,44 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
 
     cnode = ngx_http_tollgate_call_node_locked(call, 1);
 
-    if (cnode == NULL) {
-        goto done;
+    if (cnode != NULL) {
+        ngx_http_tollgate_beat_seen_locked(call, cnode, reply, 0);
     }
+
+    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_free(call);
+}
+
+
+/*
+ * What a heartbeat learned, from reply->element[first] on: {live
+ * gateways, configuration version, emergency active}, whether it was
+ * sent alone or carried by an acquire.
+ */
+
+static void
+ngx_http_tollgate_beat_seen_locked(ngx_http_tollgate_call_t *call,
+    ngx_http_tollgate_node_t *cnode, redisReply *reply, size_t first)
+{
+    uint64_t                       version;
+    ngx_queue_t                   *q;
+    ngx_http_tollgate_node_t      *tn;
+    ngx_http_tollgate_dcluster_t  *dc;
 
     dc = &cnode->u.dcluster;
 
     dc->live_gateways = (uint32_t) ngx_max(
-                            ngx_http_tollgate_reply_int(reply, 0), 1);
-    dc->emergency = ngx_http_tollgate_reply_int(reply, 2) != 0;
+                            ngx_http_tollgate_reply_int(reply, first), 1);
+    dc->emergency = ngx_http_tollgate_reply_int(reply, first + 2) != 0;
 
-    version = (uint64_t) ngx_http_tollgate_reply_int(reply, 1);
+    version = (uint64_t) ngx_http_tollgate_reply_int(reply, first + 1);
 
     if (version != dc->config_version || dc->capacity_tps == 0) {
         ngx_http_tollgate_read_capacity(call);
     }
 
     if (version == dc->config_version) {
-        goto done;
+        return;
     }
 
     /*
@@ -914,42 +1091,69 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
     }
 
     dc->config_version = version;
-
-done:
-
-    ngx_shmtx_unlock(&call->zone->shpool->mutex);
-    ngx_free(call);
 }
 
 
 /*
- * A configuration change of a cluster was published: the next sync beats
- * at once, which reads the new version and forgets cached refusals.
+ * The admin announced a change on tg:config.  A cluster id: that
+ * cluster's heartbeat goes at once, reads the new version and forgets
+ * refusals cached under the old one.  "*": a global hash changed; of
+ * those the gateway reads only the degradation override, at once.
  */
 
 static void
 ngx_http_tollgate_on_config(u_char *cluster_id, size_t len)
 {
-    ngx_uint_t                 i;
-    ngx_shm_zone_t           **zones;
-    ngx_http_tollgate_zone_t  *zone;
+    ngx_str_t                       id;
+    ngx_uint_t                      i, global;
+    ngx_shm_zone_t                **zones;
+    ngx_http_tollgate_node_t       *cnode;
+    ngx_http_tollgate_zone_t       *zone;
+    ngx_http_tollgate_cluster_t    *cluster;
+    ngx_http_tollgate_main_conf_t  *mcf;
 
-    if (ngx_http_tollgate_sync_mcf == NULL) {
+    mcf = ngx_http_tollgate_sync_mcf;
+    if (mcf == NULL) {
         return;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "tollgate: configuration of cluster \"%*s\" changed",
+                   "tollgate: configuration of \"%*s\" changed",
                    len, cluster_id);
 
-    zones = ngx_http_tollgate_sync_mcf->zones.elts;
+    id.data = cluster_id;
+    id.len = len;
 
-    for (i = 0; i < ngx_http_tollgate_sync_mcf->zones.nelts; i++) {
+    global = (len == 1 && cluster_id[0] == '*');
+    cluster = global ? NULL : ngx_http_tollgate_find_cluster(mcf, &id);
+
+    if (!global && cluster == NULL) {
+        return;     /* a cluster this gateway does not serve */
+    }
+
+    zones = mcf->zones.elts;
+
+    for (i = 0; i < mcf->zones.nelts; i++) {
         zone = zones[i]->data;
 
         ngx_shmtx_lock(&zone->shpool->mutex);
-        zone->sh->next_heartbeat_ms = 0;
+
+        if (global) {
+            zone->sh->next_override_ms = 0;
+
+        } else {
+            cnode = ngx_http_tollgate_cluster_node_locked(
+                        zone, cluster, (tg_msec_t) ngx_current_msec,
+                        ngx_cycle->log);
+            if (cnode != NULL) {
+                cnode->u.dcluster.beat_ms = 0;
+            }
+
+            zone->sh->next_heartbeat_ms = 0;
+        }
+
         zone->sh->next_sync_ms = 0;
+
         ngx_shmtx_unlock(&zone->shpool->mutex);
     }
 
@@ -1055,6 +1259,7 @@ ngx_http_tollgate_call_create(ngx_http_tollgate_main_conf_t *mcf,
     call->zone = zone;
     call->cluster = cluster;
     call->min_tokens = 0;
+    call->beat = 0;
     call->app_len = app ? app->len : 0;
 
     if (app) {

@@ -15,6 +15,13 @@
 -- ARGV[3]  now_ms             Unix ms; "" for the Redis server's clock
 -- ARGV[4]  gateway id         who asked, for events
 --
+-- The gateway's heartbeat may ride along (heartbeat.lua's job, saving a
+-- call while the gateway acquires anyway), with three more keys:
+-- KEYS[7]  tg:{C}:gateways    KEYS[8] tg:{C}:gw:G    KEYS[9] tg:{C}:version
+-- ARGV[5]  level              ARGV[6] hit_rate_permille
+-- ARGV[7]  requests           ARGV[8] rejected
+-- ARGV[9]  ttl_ms             "" for 10000
+--
 -- Reply    {code, granted, layer, retry_after_ms, remaining_tokens,
 --           emergency, guaranteed_quota, burst_quota, priority,
 --           max_borrow, cost_profile, app_version}
@@ -22,26 +29,49 @@
 --          other field 0 or "").  layer: 0 none, 1 cluster,
 --          2 guaranteed, 3 burst, 4 debt.  retry_after_ms is set when
 --          granted is 0.  remaining_tokens: what the application's
---          buckets still offer after this grant.
+--          buckets still offer after this grant.  With the heartbeat,
+--          followed by heartbeat.lua's reply: live_gateways,
+--          config_version, emergency_active, whatever the code.
 
 local want = arg_tokens(ARGV[1], 'want_tokens')
 local min = arg_tokens(ARGV[2], 'min_tokens')
 local now = now_ms(ARGV[3])
 local gateway = ARGV[4] or ''
+local beat_ttl = #KEYS >= 9 and gateway_ttl(ARGV[9]) or nil
 
 -- compared before saturation, as the core does
 if min == 0 or tonumber(ARGV[2]) > tonumber(ARGV[1]) then
     fail('min_tokens must be from 1 to want_tokens')
 end
 
+
+-- the reply, with the heartbeat's after it when one rides along; run
+-- last, so that it reports the emergency as this call left it
+local function answer(reply)
+    local beat
+
+    if beat_ttl ~= nil then
+        beat = gateway_beat({KEYS[7], KEYS[8], KEYS[9], KEYS[5]},
+                            {gateway, ARGV[5], ARGV[6], ARGV[7], ARGV[8]},
+                            now, beat_ttl)
+
+        for i = 1, #beat do
+            reply[#reply + 1] = beat[i]
+        end
+    end
+
+    return reply
+end
+
+
 local cc = cluster_conf(KEYS[1])
 if cc == nil then
-    return {CODE_UNKNOWN_CLUSTER, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0}
+    return answer({CODE_UNKNOWN_CLUSTER, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0})
 end
 
 local ac = app_conf(KEYS[2])
 if ac == nil then
-    return {CODE_UNKNOWN_APP, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0}
+    return answer({CODE_UNKNOWN_APP, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0})
 end
 
 local c = pool_load(KEYS[3], cc, now)
@@ -183,6 +213,7 @@ if not emergency_same(e, e_before) then
     end
 end
 
-return {CODE_OK, granted, layer, retry, app_remaining(a),
-        emergency and 1 or 0, ac.guaranteed_tps, ac.burst_tps,
-        ac.priority, ac.max_borrow_tokens, ac.cost_profile, ac.version}
+return answer({CODE_OK, granted, layer, retry, app_remaining(a),
+               emergency and 1 or 0, ac.guaranteed_tps, ac.burst_tps,
+               ac.priority, ac.max_borrow_tokens, ac.cost_profile,
+               ac.version})

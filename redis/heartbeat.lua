@@ -1,6 +1,9 @@
 -- heartbeat.lua: a gateway says it is alive and what it sees, and learns
 -- how many gateways share the cluster (for its fair share of leases),
 -- whether the configuration changed and whether emergency mode is on.
+-- A gateway that acquires from the cluster often enough lets those calls
+-- carry all this instead (acquire.lua, KEYS[7..9]): this script is for
+-- quiet gateways, and for when a change is announced.
 --
 -- KEYS[1]  tg:{C}:gateways    zset: gateway id -> last heartbeat ms
 -- KEYS[2]  tg:{C}:gw:G        this gateway's figures
@@ -20,23 +23,6 @@
 --          emergency is on and not expired.
 
 local now = now_ms(ARGV[6])
-local ttl = arg_int(ARGV[7], 'ttl_ms', 10000)
-local e
+local ttl = gateway_ttl(ARGV[7])
 
-if ttl <= 0 then
-    fail('ttl_ms must be positive')
-end
-
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
-
-redis.call('HSET', KEYS[2], 'level', ARGV[2],
-           'hit_rate_permille', ARGV[3], 'requests', ARGV[4],
-           'rejected', ARGV[5], 'updated_ms', now)
-redis.call('PEXPIRE', KEYS[2], 3 * ttl)
-
-e = emergency_load(KEYS[4])
-
-return {redis.call('ZCARD', KEYS[1]),
-        tonumber(redis.call('GET', KEYS[3]) or '0') or 0,
-        (e.mode ~= 'off' and now < e.until_ms) and 1 or 0}
+return gateway_beat(KEYS, ARGV, now, ttl)

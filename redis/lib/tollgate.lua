@@ -638,6 +638,44 @@ local function event(key, now, kind, ...)
 end
 
 
+-- gateways ------------------------------------------------------------------
+
+-- ttl_ms of a heartbeat: a gateway silent this long is dropped
+local function gateway_ttl(v)
+    local ttl = arg_int(v, 'ttl_ms', 10000)
+
+    if ttl <= 0 then
+        fail('ttl_ms must be positive')
+    end
+
+    return ttl
+end
+
+-- The heartbeat, sent alone (heartbeat.lua) or carried by an acquire
+-- (acquire.lua) so that a busy gateway spends no call on it.  keys:
+-- tg:{C}:gateways, tg:{C}:gw:G, tg:{C}:version, tg:{C}:emergency;
+-- fig: gateway id, level, hit_rate_permille, requests, rejected, as
+-- sent.  Returns {live_gateways, config_version, emergency_active},
+-- the emergency as the hash holds it now.
+local function gateway_beat(keys, fig, now, ttl)
+    local e
+
+    redis.call('ZADD', keys[1], now, fig[1])
+    redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now - ttl)
+
+    redis.call('HSET', keys[2], 'level', fig[2],
+               'hit_rate_permille', fig[3], 'requests', fig[4],
+               'rejected', fig[5], 'updated_ms', now)
+    redis.call('PEXPIRE', keys[2], 3 * ttl)
+
+    e = emergency_load(keys[4])
+
+    return {redis.call('ZCARD', keys[1]),
+            tonumber(redis.call('GET', keys[3]) or '0') or 0,
+            (e.mode ~= 'off' and now < e.until_ms) and 1 or 0}
+end
+
+
 -- ARGV of borrow.lua and repay.lua: tokens, now_ms, who
 local function operator_args()
     return arg_tokens(ARGV[1], 'tokens'), now_ms(ARGV[2]), ARGV[3] or ''
