@@ -18,8 +18,8 @@
 #define TGA_SYNC_RUNID_EVERY_S  5
 
 
-static int   tga_sync_dirty = 1;
-static char  tga_sync_run_id[64];
+static int       tga_sync_dirty = 1;
+static uint64_t  tga_sync_run_ids;      /* see tga_sync_redis_restarted */
 
 
 /* an integer or string member of a row, as text */
@@ -272,37 +272,53 @@ tga_sync_all(void)
 }
 
 
-/* 1 when Redis answers with a run id other than the one last seen */
+/* adds one master's run id to the sum of their FNV-1a hashes */
+static void
+tga_sync_add_run_id(redisReply *info, void *data)
+{
+    uint64_t    *sum, h;
+    const char  *p;
+
+    sum = data;
+    p = info->type == REDIS_REPLY_STRING ? strstr(info->str, "run_id:")
+                                         : NULL;
+
+    if (p == NULL) {
+        return;
+    }
+
+    h = 14695981039346656037ULL;
+
+    for (p += 7; *p && *p != '\r' && *p != '\n'; p++) {
+        h = (h ^ (unsigned char) *p) * 1099511628211ULL;
+    }
+
+    *sum += h;
+}
+
+
+/*
+ * 1 when the masters answer with run ids other than those last seen: a
+ * server restarted (maybe empty), or a replica took over.  A sum does
+ * not depend on the order in which a Redis Cluster lists its masters.
+ */
 static int
 tga_sync_redis_restarted(void)
 {
     int          restarted;
-    char        *p;
-    size_t       len;
+    uint64_t     run_ids;
     const char  *argv[] = { "INFO", "server" };
-    redisReply  *info;
 
-    info = tga_redis_cmd(2, argv);
-    if (info == NULL || info->type != REDIS_REPLY_STRING) {
-        freeReplyObject(info);
+    run_ids = 0;
+
+    if (tga_redis_each_master(2, argv, tga_sync_add_run_id, &run_ids)
+        != TGA_OK)
+    {
         return 0;
     }
 
-    restarted = 0;
-    p = strstr(info->str, "run_id:");
-
-    if (p) {
-        p += 7;
-        len = strcspn(p, "\r\n");
-        len = len < sizeof(tga_sync_run_id) ? len
-                                             : sizeof(tga_sync_run_id) - 1;
-        restarted = strncmp(tga_sync_run_id, p, len) != 0
-                    || tga_sync_run_id[len] != '\0';
-        memcpy(tga_sync_run_id, p, len);
-        tga_sync_run_id[len] = '\0';
-    }
-
-    freeReplyObject(info);
+    restarted = run_ids != tga_sync_run_ids;
+    tga_sync_run_ids = run_ids;
 
     return restarted;
 }

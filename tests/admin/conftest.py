@@ -97,8 +97,15 @@ class Postgres:
         self.as_postgres("psql", "-h", self.dir, "-p", str(self.port), "-c",
                          "CREATE DATABASE tollgate")
 
-    def url(self):
-        return f"host={self.dir} port={self.port} user=postgres dbname=tollgate"
+    def url(self, dbname="tollgate"):
+        return f"host={self.dir} port={self.port} user=postgres dbname={dbname}"
+
+    def create_database(self, dbname):
+        """A database of its own, for an admin whose configuration must
+        not mix with the session admin's; its connection string."""
+        self.as_postgres("psql", "-h", self.dir, "-p", str(self.port), "-c",
+                         f"CREATE DATABASE {dbname}")
+        return self.url(dbname)
 
     def sql(self, query):
         out = self.as_postgres("psql", "-h", self.dir, "-p", str(self.port),
@@ -138,7 +145,8 @@ class Redis:
 
 
 class Admin:
-    """One tollgate-admin process and a requests session bound to it."""
+    """One tollgate-admin process and a requests session bound to it.
+    rd may be None when extra_env sets TOLLGATE_REDIS."""
 
     def __init__(self, pg, rd, extra_env=None):
         self.port = free_port()
@@ -148,7 +156,8 @@ class Admin:
         env.update({
             "TOLLGATE_ADMIN_LISTEN": f"127.0.0.1:{self.port}",
             "TOLLGATE_DATABASE_URL": pg.url(),
-            "TOLLGATE_REDIS": f"127.0.0.1:{rd.port} timeout=500ms",
+            "TOLLGATE_REDIS": f"127.0.0.1:{rd.port} timeout=500ms" if rd
+                              else "",
             "TOLLGATE_JWT_SECRET": JWT_SECRET,
             "TOLLGATE_ADMIN_USER": ADMIN_USER,
             "TOLLGATE_ADMIN_PASSWORD": ADMIN_PASSWORD,
