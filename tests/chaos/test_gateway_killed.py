@@ -3,8 +3,9 @@ others learn that they are two, and their local shares grow to match.
 
 The local share (level 3) of an application is its quota divided by the
 live gateways, last known.  The three gateways are forced to level 3
-through Redis (HSET tg:degradation * 3), each offered the whole quota,
-so that each admits its share: QUOTA/3 per second.  Then gw3 is killed.
+through Redis (HSET tg:degradation * 3, announced on tg:config), each
+offered the whole quota, so that each admits its share: QUOTA/3 per
+second.  Then gw3 is killed.
 Its heartbeats stop, and once they are older than 10 s Redis no longer
 counts it: the survivors' status must show live_gateways 2 within
 LIVE_MAX_S, after which each admits QUOTA/2 per second.
@@ -63,7 +64,7 @@ def test_killed_gateway_leaves_its_share_to_the_survivors(
             lambda: all(live_gateways(gw) == 3 for gw in gateways), 10,
             "the gateways never counted three")
 
-        client.hset("tg:degradation", "*", "3")
+        tgchaos.redis_override(client, "*", "3")
         forced_at = time.monotonic()
         tgchaos.tgdist.wait_for(
             lambda: all(tgchaos.control(gw)["level"] == 3
@@ -86,7 +87,7 @@ def test_killed_gateway_leaves_its_share_to_the_survivors(
         halves = measure_shares(traffics[:2])
 
         # release: the survivors step back to level 0
-        client.hset("tg:degradation", "*", "auto")
+        tgchaos.redis_override(client, "*", "auto")
         with LevelWatch(survivors[0]) as watch:
             released_at = time.monotonic()
             recover_s = watch.wait(level_is(0), released_at, RECOVER_MAX_S)

@@ -1,10 +1,11 @@
 """An operator forces the degradation level, and `auto` releases it:
 through the gateway's local control endpoint (POST
 /tollgate/control?level=N), and through Redis (HSET tg:degradation with
-"*" for every gateway or the gateway's id for one).
+"*" for every gateway or the gateway's id for one, announced on
+tg:config as the admin does).
 
 - A POST takes effect at once; a value in Redis within a second or two
-  (the gateways read the hash every second).
+  (the gateways read the hash when it is announced).
 - The most specific override wins: the local endpoint over Redis, the
   gateway's own field over "*".
 - Forced to level 3, the gateway calls no acquire script: its requests
@@ -73,14 +74,14 @@ def test_levels_forced_and_released_locally_and_through_redis(
 
         # Redis: every gateway, then this one
         at = time.monotonic()
-        client.hset("tg:degradation", "*", "3")
+        tgchaos.redis_override(client, "*", "3")
         timings["redis_all_s"] = watch.wait(level_is(3), at, REDIS_MAX_S)
         assert forced_state(tgchaos.control(gw)) == {
             "level": 3, "forced": 3, "forced_local": -1,
             "forced_gateway": -1, "forced_all": 3}
 
         at = time.monotonic()
-        client.hset("tg:degradation", "gw1", "1")
+        tgchaos.redis_override(client, "gw1", "1")
         timings["redis_gateway_s"] = watch.wait(level_is(1), at, REDIS_MAX_S)
         assert tgchaos.control(gw)["forced_gateway"] == 1
 
@@ -89,12 +90,12 @@ def test_levels_forced_and_released_locally_and_through_redis(
         assert tgchaos.control(gw, level="auto")["level"] == 1
 
         at = time.monotonic()
-        client.hset("tg:degradation", "gw1", "auto")
+        tgchaos.redis_override(client, "gw1", "auto")
         timings["redis_gateway_release_s"] = watch.wait(level_is(3), at,
                                                         REDIS_MAX_S)
 
         at = time.monotonic()
-        client.hset("tg:degradation", "*", "auto")
+        tgchaos.redis_override(client, "*", "auto")
         timings["redis_release_s"] = watch.wait(level_is(0), at,
                                                 RECOVER_MAX_S)
 

@@ -381,6 +381,15 @@ def p99_ms(latencies_s):
 
 # the degradation level, seen from outside ----------------------------------
 
+def redis_override(client, field, level):
+    """Forces a level through Redis as the admin does
+    (admin_set_global.lua): the field of tg:degradation, then "*" on
+    tg:config, which makes gateways read it at once (they also poll it,
+    but only every few seconds)."""
+    client.hset("tg:degradation", field, level)
+    client.publish("tg:config", "*")
+
+
 class LevelWatch:
     """Polls /tollgate/control in a thread every interval_s and keeps
     every answer with the time it came, so that a test can ask when a
