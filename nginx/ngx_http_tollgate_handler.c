@@ -1126,7 +1126,7 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
     ngx_uint_t app_hash, tg_app_conf_t *app_conf, tg_msec_t now_ms,
     ngx_log_t *log)
 {
-    size_t                     n;
+    size_t                     n, variant;
     uint32_t                   hash;
     ngx_int_t                  rc;
     ngx_uint_t                 tries;
@@ -1178,8 +1178,20 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
         node = (rc < 0) ? node->left : node->right;
     }
 
+    /* an application's node ends with its mode's variant (module.h) */
+
+    if (app_id == NULL) {
+        variant = sizeof(((ngx_http_tollgate_node_t *) NULL)->u);
+
+    } else if (zone->distributed) {
+        variant = sizeof(ngx_http_tollgate_dapp_t);
+
+    } else {
+        variant = sizeof(ngx_http_tollgate_sapp_t);
+    }
+
     n = offsetof(ngx_rbtree_node_t, color)
-        + offsetof(ngx_http_tollgate_node_t, key)
+        + offsetof(ngx_http_tollgate_node_t, u) + variant
         + probe.cluster_len + probe.app_len;
 
     for (tries = 0; /* void */; tries++) {
@@ -1200,8 +1212,10 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
 
     tn = (ngx_http_tollgate_node_t *) &node->color;
 
-    ngx_memzero(&tn->u, sizeof(tn->u));
+    ngx_memzero(&tn->u, variant);
     ngx_memzero(tn->requests, sizeof(tn->requests));
+
+    tn->key = (u_char *) &tn->u + variant;
 
     tn->is_cluster = probe.is_cluster;
     tn->cluster_len = probe.cluster_len;

@@ -142,7 +142,13 @@ typedef struct {
 } ngx_http_tollgate_dcluster_t;
 
 
-/* shared memory: one node per cluster and per (cluster, application) */
+/*
+ * shared memory: one node per cluster and per (cluster, application).
+ * An application's node is allocated as long as its mode's variant of
+ * the union and no longer, with its key (cluster id, application id)
+ * right after it: a standalone application takes half the room of a
+ * distributed one.
+ */
 
 typedef struct ngx_http_tollgate_node_s {
     u_char                       color;
@@ -152,17 +158,17 @@ typedef struct ngx_http_tollgate_node_s {
     ngx_queue_t                  queue;        /* LRU, applications only */
     ngx_msec_t                   last_ms;
 
+    uint64_t                     requests[NGX_HTTP_TOLLGATE_DRY_RUN + 1];
+    uint64_t                     cost_tokens;
+
+    u_char                      *key;          /* cluster id, app id */
+
     union {
         tg_cluster_t             cluster;
         ngx_http_tollgate_sapp_t sapp;
         ngx_http_tollgate_dcluster_t  dcluster;
         ngx_http_tollgate_dapp_t      dapp;
-    } u;
-
-    uint64_t                     requests[NGX_HTTP_TOLLGATE_DRY_RUN + 1];
-    uint64_t                     cost_tokens;
-
-    u_char                       key[1];       /* cluster id, app id */
+    } u;                                       /* last: see above */
 } ngx_http_tollgate_node_t;
 
 
