@@ -321,7 +321,8 @@ void tg_lease_denied(tg_lease_t *l, tg_msec_t until_ms);
 /*
  * What L2 had left for the application when Redis last said so, and
  * the gateways sharing it: decides whether the horizon may stretch.
- * The target follows at the next demand epoch.
+ * A target shrinks at once when L2 runs short, and stretches at the
+ * next demand epoch.
  */
 void tg_lease_l2_left(tg_lease_t *l, const tg_lease_conf_t *lc,
     uint64_t l2_remaining_tokens, uint32_t live_gateways);

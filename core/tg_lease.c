@@ -142,7 +142,8 @@ void
 tg_lease_l2_left(tg_lease_t *l, const tg_lease_conf_t *lc,
     uint64_t l2_remaining_tokens, uint32_t live_gateways)
 {
-    uint64_t  share_tokens, full_tokens;
+    uint64_t  share_tokens, full_tokens, base_tokens;
+    unsigned  was_plenty;
 
     share_tokens = l2_remaining_tokens
                    / (live_gateways > 0 ? live_gateways : 1);
@@ -157,7 +158,18 @@ tg_lease_l2_left(tg_lease_t *l, const tg_lease_conf_t *lc,
                       tg_mul_sat(tg_lease_base(l, lc),
                                  tg_lease_stretch_max(lc), UINT64_MAX));
 
+    was_plenty = l->l2_plenty;
     l->l2_plenty = share_tokens / TG_LEASE_PLENTY_TARGETS >= full_tokens;
+
+    /*
+     * Running short ends the stretch at once, before the next refill
+     * asks for a stretched target; a stretch waits for the next epoch.
+     */
+
+    if (was_plenty && !l->l2_plenty) {
+        base_tokens = tg_lease_target_clamp(lc, tg_lease_base(l, lc));
+        l->target_tokens = tg_min_u64(l->target_tokens, base_tokens);
+    }
 }
 
 

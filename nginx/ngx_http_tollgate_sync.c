@@ -1080,6 +1080,9 @@ ngx_http_tollgate_beat_seen_locked(ngx_http_tollgate_call_t *call,
             tn->u.dapp.retry_at_ms = 0;
             tn->u.dapp.unknown_until_ms = 0;
 
+            /* no stretch until a grant under the new quotas says so */
+            tg_lease_l2_left(&tn->u.dapp.lease, &call->mcf->lease, 0, 1);
+
             /* leased under the old quotas: given back, asked anew */
 
             if (tn->u.dapp.lease.balance_tokens > 0) {

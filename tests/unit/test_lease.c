@@ -309,7 +309,7 @@ the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway(void **state)
 
 
 static void
-l2_running_short_shrinks_the_target_at_the_next_epoch(void **state)
+l2_running_short_shrinks_the_target_at_once(void **state)
 {
     tg_lease_fixture_t  f;
 
@@ -319,11 +319,19 @@ l2_running_short_shrinks_the_target_at_the_next_epoch(void **state)
     steady_demand_with_l2(&f, 1000000, 1, 5000);
     assert_in_range(f.l.target_tokens, 780, 800);
 
+    /* before any epoch closes: the next refill asks for 200 ms */
     tg_lease_l2_left(&f.l, &f.lc, 6000, 1);
     assert_false(f.l.l2_plenty);
+    assert_in_range(f.l.target_tokens, 195, 200);
 
     steady_demand(&f, 10, 10, 100);
     assert_in_range(f.l.target_tokens, 195, 200);
+
+    /* plenty again: the stretch comes back at the next epoch */
+    tg_lease_l2_left(&f.l, &f.lc, 1000000, 1);
+    assert_in_range(f.l.target_tokens, 195, 200);
+    steady_demand(&f, 10, 10, 100);
+    assert_in_range(f.l.target_tokens, 780, 800);
 
     /* the max clamp holds the stretched target too */
     f.lc.max_tokens = 500;
@@ -442,7 +450,7 @@ main(void)
                 the_stretch_needs_l2_to_cover_eight_full_targets_per_gateway,
                 &stretch_no_gateways),
         cmocka_unit_test(
-            l2_running_short_shrinks_the_target_at_the_next_epoch),
+            l2_running_short_shrinks_the_target_at_once),
         TG_CASE("want is the target when L2 has plenty",
                 want_is_the_shortfall_capped_by_a_fair_share, &want_target),
         TG_CASE("want is what the balance lacks of the target",
