@@ -118,10 +118,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     cnode = ngx_http_tollgate_cluster_node_locked(zone, ctx->cluster, now_ms,
                                                   r->connection->log);
-    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, &ctx->app,
-                                          ngx_hash_key(ctx->app.data,
-                                                       ctx->app.len),
-                                          NULL, now_ms, r->connection->log);
+    anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
+                                                &ctx->app, ctx->app_key,
+                                                now_ms, r->connection->log);
 
     if (cnode == NULL || anode == NULL) {
 
@@ -400,10 +399,9 @@ ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    anode = ngx_http_tollgate_node_locked(zone, ctx->cluster, &ctx->app,
-                                          ngx_hash_key(ctx->app.data,
-                                                       ctx->app.len),
-                                          NULL, now_ms, r->connection->log);
+    anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
+                                                &ctx->app, ctx->app_key,
+                                                now_ms, r->connection->log);
 
     if (anode != NULL) {
         if (delta_tokens > 0) {

@@ -317,6 +317,9 @@ ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
     ngx_str_t *app_id, ngx_uint_t app_hash, tg_app_conf_t *app_conf,
     tg_msec_t now_ms, ngx_log_t *log);
 
+ngx_http_tollgate_node_t *ngx_http_tollgate_node_by_id_locked(
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    ngx_str_t *app_id, ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log);
 off_t ngx_http_tollgate_body_bytes(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx);
 ngx_int_t ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
