@@ -54,7 +54,9 @@ static ngx_table_elt_t *ngx_http_tollgate_header_by_var(
 static ngx_http_tollgate_node_t *ngx_http_tollgate_node_cached(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_http_tollgate_app_t *app, tg_msec_t now_ms, ngx_log_t *log);
-static ngx_http_tollgate_ctx_t *ngx_http_tollgate_get_ctx(
+static ngx_inline ngx_http_tollgate_ctx_t *ngx_http_tollgate_get_ctx(
+    ngx_http_request_t *r);
+static ngx_http_tollgate_ctx_t *ngx_http_tollgate_find_ctx(
     ngx_http_request_t *r);
 static ngx_http_tollgate_ctx_t *ngx_http_tollgate_create_ctx(
     ngx_http_request_t *r);
@@ -542,10 +544,9 @@ ngx_http_tollgate_log_handler(ngx_http_request_t *r)
  * a pool cleanup holds it and is searched for when r->ctx lost it.
  */
 
-static ngx_http_tollgate_ctx_t *
+static ngx_inline ngx_http_tollgate_ctx_t *
 ngx_http_tollgate_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t       *cln;
     ngx_http_tollgate_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_tollgate_module);
@@ -553,6 +554,16 @@ ngx_http_tollgate_get_ctx(ngx_http_request_t *r)
     if (ctx != NULL || !r->internal) {
         return ctx;
     }
+
+    return ngx_http_tollgate_find_ctx(r);
+}
+
+
+static ngx_http_tollgate_ctx_t *
+ngx_http_tollgate_find_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_tollgate_ctx_t  *ctx;
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_tollgate_ctx_cleanup) {
