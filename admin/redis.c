@@ -488,6 +488,7 @@ tga_redis_unit_init(tga_redis_unit_t *u, int argc, const char **argv)
     memset(u, 0, sizeof(tga_redis_unit_t));
     u->argc = argc;
     u->argv = argv;
+    u->node = -1;
     u->slot = tga_rconf.mode == TGA_REDIS_CLUSTER
               ? tga_redis_command_slot(argc, argv) : TGA_REDIS_NO_KEY;
 }

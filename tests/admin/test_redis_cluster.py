@@ -54,13 +54,15 @@ def healthz(admin):
 
 
 def first_success(call, timeout_s):
-    """Calls call() until it answers 200; that reply and the seconds it
-    took, or the last reply after timeout_s."""
+    """Calls call() until it answers 200, for timeout_s at most; the last
+    reply and how many calls were made."""
     started = time.monotonic()
+    calls = 0
     while True:
         r = call()
+        calls += 1
         if r.status_code == 200 or time.monotonic() - started > timeout_s:
-            return r, time.monotonic() - started
+            return r, calls
         time.sleep(0.1)
 
 
@@ -109,15 +111,32 @@ def ids_on_distinct_masters(rc, prefix, count=3):
 
 
 def synced_replica(rc, master):
-    """master's replica, once it holds every write master took: a fresh
-    cluster's nodes learn who replicates whom by gossip, in a second or
-    two."""
+    """master's replica, once it holds every write master took.  A fresh
+    cluster's nodes learn who replicates whom by gossip, and a replica's
+    first sync waits for repl-diskless-sync-delay (5 s)."""
     c = master.client()
     myid = c.execute_command("CLUSTER", "MYID")
     tgdist.wait_for(lambda: c.execute_command("CLUSTER", "REPLICAS", myid),
                     10, f"{master.addr} has no replica")
-    assert c.execute_command("WAIT", 1, 5000) == 1
-    return rc.replica_of(master)
+    replica = rc.replica_of(master)
+    tgdist.wait_for(lambda: acked(master), 15,
+                    f"{replica.addr} never caught up with {master.addr}")
+    return replica
+
+
+def acked(master):
+    """True once a replica has every write of master (WAIT)."""
+    return master.client().execute_command("WAIT", 1, 1000) == 1
+
+
+def redirects(node, kind):
+    """How many MOVED or ASK replies node has sent (INFO errorstats)."""
+    stat = node.client().info("errorstats").get(f"errorstat_{kind}")
+    if stat is None:
+        return 0
+    # "count=N" alone is not split into a dict by redis-py
+    return int(stat["count"] if isinstance(stat, dict)
+               else stat.split("=", 1)[1])
 
 
 def wait_owner(rc, key, node, timeout_s=15):
@@ -189,6 +208,9 @@ def test_each_storage_cluster_is_written_on_its_own_master(rcluster, capi,
                                                           ids):
     ports = {assert_config_on_owner(rcluster, cid).port for cid in ids}
     assert len(ports) == 3
+    # each command went straight to its slot's master
+    assert [redirects(node, "MOVED") for node in masters(rcluster)] \
+        == [0, 0, 0]
 
     # the global hashes live in slots of their own
     r = capi.put("/gateways/*/degradation", json={"level": 2})
@@ -322,14 +344,18 @@ def test_a_migrated_slot_is_followed(rcluster, capi, ids):
     slot, finish = migrate_slot(rcluster, key, dst)
 
     # migrating: the source answers ASK for keys it gave away
+    asked = redirects(src, "ASK")
     assert capi.get(f"/clusters/{cid}").json()["emergency"]["active"] is True
+    assert redirects(src, "ASK") > asked
 
     finish()
     assert owner(rcluster, key).port == dst.port
 
     # the admin's map still names the source: MOVED, then the new owner
+    moved = redirects(src, "MOVED")
     r = capi.patch(f"/apps/{cid}-a/quota", json={"guaranteed_quota": 120})
     assert r.status_code == 200, r.text
+    assert redirects(src, "MOVED") > moved
     assert dst.client().hget(f"tg:{{{cid}}}:app:{cid}-a",
                              "guaranteed_quota") == "120"
     with pytest.raises(redis.ResponseError, match="MOVED"):
@@ -347,8 +373,8 @@ def test_manual_failover_then_a_write_succeeds(rcluster, capi, ids):
     replica.client().execute_command("CLUSTER", "FAILOVER")
     wait_owner(rcluster, key, replica)
 
-    r, _ = first_success(lambda: capi.post(
-        f"/apps/{cid}-a/borrow", json={"tokens": 5}), WRITE_AFTER_FAILOVER_S)
+    # the old master answers MOVED: the first call follows it
+    r = capi.post(f"/apps/{cid}-a/borrow", json={"tokens": 5})
     assert r.status_code == 200, r.text
     assert replica.client().hget(f"tg:{{{cid}}}:state:{cid}-a", "debt_mtok")
 
@@ -427,6 +453,7 @@ def test_sentinel_failover_then_a_write_succeeds(pg, sentinels):
     spec = ("sentinel=" + ",".join(s.addr for s in sentinels.sentinels)
             + f" master={sentinels.MASTER_NAME} timeout=500ms")
     admin = start_admin(pg, pg.create_database("tg_redis_sentinel"), spec)
+    old, new = sentinels.master, sentinels.replica
     try:
         api = Api(admin)
         assert api.put("/clusters/sc", json={
@@ -434,24 +461,25 @@ def test_sentinel_failover_then_a_write_succeeds(pg, sentinels):
         assert api.post("/apps", json={
             "app_id": "sa", "cluster_id": "sc", "guaranteed_quota": 100,
             "burst_quota": 200, "max_borrow": 100}).status_code == 201
-        master = sentinels.master.client()
-        assert master.hget("tg:{sc}:app:sa", "guaranteed_quota") == "100"
-        assert master.execute_command("WAIT", 1, 5000) == 1
+        assert old.client().hget("tg:{sc}:app:sa", "guaranteed_quota") \
+            == "100"
+        tgdist.wait_for(lambda: acked(old), 15, "the replica lags")
 
-        old_port = sentinels.master.port
-        sentinels.master.kill()
-        tgdist.wait_for(lambda: sentinels.master_port() != old_port, 20,
+        old.kill()
+        tgdist.wait_for(lambda: sentinels.master_port() == new.port, 30,
                         "the sentinels never promoted the replica")
 
-        r, _ = first_success(lambda: api.post(
-            "/apps/sa/borrow", json={"tokens": 10}), WRITE_AFTER_FAILOVER_S)
+        # a call that fails on the old master asks the sentinels again
+        # and is sent to the new one: the first call after the promotion
+        # succeeds
+        r = api.post("/apps/sa/borrow", json={"tokens": 10})
         assert r.status_code == 200, r.text
-        replica = sentinels.replica.client()
-        assert replica.hget("tg:{sc}:state:sa", "debt_mtok") == "11000"
+        assert new.client().hget("tg:{sc}:state:sa", "debt_mtok") == "11000"
 
         r = api.patch("/apps/sa/quota", json={"guaranteed_quota": 150})
         assert r.status_code == 200, r.text
-        assert replica.hget("tg:{sc}:app:sa", "guaranteed_quota") == "150"
+        assert new.client().hget("tg:{sc}:app:sa", "guaranteed_quota") \
+            == "150"
         assert healthz(admin).status_code == 200
         assert "sentinels name a new redis master" in admin.log_text()
     finally:
