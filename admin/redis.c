@@ -332,7 +332,7 @@ tga_redis_sentinel_refresh(void)
 
     if (tga_redis_resolve_master(host, sizeof(host), &port) != TGA_OK) {
         snprintf(node->error, sizeof(node->error),
-                 "no sentinel knows master \"%s\"", tga_rconf.master);
+                 "no sentinel knows master %s", tga_rconf.master);
         return 0;
     }
 

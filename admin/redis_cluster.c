@@ -309,12 +309,43 @@ tga_redis_cluster_apply(const unsigned char *map)
 }
 
 
-/* the known nodes, connected ones first, then the seeds */
+/* CLUSTER SLOTS from a node of the table, on its own connection if any */
+static int
+tga_redis_cluster_read_node(tga_redis_node_t *node, unsigned char *map)
+{
+    int            rc;
+    char           err[192];
+    redisContext  *c;
+
+    c = node->c ? node->c : tga_redis_open(node->host, node->port, err,
+                                           sizeof(err));
+    if (c == NULL) {
+        return TGA_ERROR;
+    }
+
+    rc = tga_redis_cluster_ask(c, node->host, map);
+
+    if (c != node->c) {
+        redisFree(c);
+
+    } else if (c->err) {
+        tga_redis_node_close(node, c->errstr);
+    }
+
+    return rc;
+}
+
+
+/*
+ * The nodes already connected first (no connect to wait for), then the
+ * other known ones, then the seeds: after a failover the seeds may be
+ * the nodes that failed.
+ */
 static int
 tga_redis_cluster_read(unsigned char *map, char *from, size_t size)
 {
-    int                pass, i, port, rc;
-    char               list[512], host[256], err[128], *addr, *save;
+    int                pass, i, port;
+    char               list[512], host[256], err[192], *addr, *save;
     redisContext      *c;
     tga_redis_node_t  *node;
 
@@ -322,27 +353,12 @@ tga_redis_cluster_read(unsigned char *map, char *from, size_t size)
         for (i = 0; i < TGA_REDIS_NODES_MAX; i++) {
             node = &tga_rnodes[i];
 
-            if (node->host[0] == '\0' || (node->c != NULL) != (pass == 0)) {
+            if (node->host[0] == '\0' || (pass == 0) != (node->c != NULL)) {
                 continue;
             }
 
-            c = node->c ? node->c : tga_redis_open(node->host, node->port,
-                                                  err, sizeof(err));
-            if (c == NULL) {
-                continue;
-            }
-
-            snprintf(from, size, "%.200s:%d", node->host, node->port);
-            rc = tga_redis_cluster_ask(c, node->host, map);
-
-            if (c != node->c) {
-                redisFree(c);
-
-            } else if (c->err) {
-                tga_redis_node_close(node, c->errstr);
-            }
-
-            if (rc == TGA_OK) {
+            if (tga_redis_cluster_read_node(node, map) == TGA_OK) {
+                snprintf(from, size, "%.200s:%d", node->host, node->port);
                 return TGA_OK;
             }
         }
@@ -360,13 +376,13 @@ tga_redis_cluster_read(unsigned char *map, char *from, size_t size)
             continue;
         }
 
-        snprintf(from, size, "%.200s", addr);
-        rc = tga_redis_cluster_ask(c, host, map);
-        redisFree(c);
-
-        if (rc == TGA_OK) {
+        if (tga_redis_cluster_ask(c, host, map) == TGA_OK) {
+            snprintf(from, size, "%.200s", addr);
+            redisFree(c);
             return TGA_OK;
         }
+
+        redisFree(c);
     }
 
     return TGA_ERROR;
