@@ -72,7 +72,7 @@ static void ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     ngx_http_tollgate_zone_t *zone, ngx_uint_t *seeded);
 static ngx_uint_t ngx_http_tollgate_collect_locked(
     ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_zone_t *zone,
-    ngx_uint_t heartbeat, ngx_http_tollgate_report_t *reports);
+    ngx_uint_t usage, ngx_http_tollgate_report_t *reports);
 static void ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     tg_msec_t now_ms);
@@ -271,7 +271,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     zone->sh->next_sync_ms = now_ms + NGX_HTTP_TOLLGATE_SYNC_MS;
     zone->sh->ops_since_sync = 0;
 
-    /* the clusters are looked at; each says when it is due again */
+    /* time to look for clusters due a heartbeat of their own */
 
     heartbeat = now_ms >= zone->sh->next_heartbeat_ms;
     if (heartbeat) {
@@ -374,9 +374,10 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 /*
  * Picks what to report: debt and returned tokens at once, plain usage
  * every NGX_HTTP_TOLLGATE_USAGE_MS.  An application whose lease sat
- * idle gives its tokens back, so they are not stranded in this gateway.  A report
- * that failed is sent again unchanged, under the same sequence number,
- * so that Redis counts it once whether or not the first one arrived.
+ * idle gives its tokens back, so they are not stranded in this gateway.
+ * A report that failed is sent again unchanged, under the same sequence
+ * number, so that Redis counts it once whether or not the first one
+ * arrived.
  */
 
 static ngx_uint_t
@@ -690,15 +691,15 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
     uint64_t want_tokens, uint64_t min_tokens)
 {
-    u_char                         nums[2][NGX_INT64_LEN];
-    ngx_str_t                      argv[18];
-    tg_msec_t                      now_ms;
-    ngx_uint_t                     nkeys, argc;
-    ngx_http_tollgate_beat_t       beat;
-    ngx_http_tollgate_call_t      *call;
-    ngx_http_tollgate_node_t      *cnode;
-    ngx_http_tollgate_main_conf_t *mcf;
-    u_char                         keys[6][NGX_HTTP_TOLLGATE_KEY_LEN];
+    u_char                          nums[2][NGX_INT64_LEN];
+    ngx_str_t                       argv[18];
+    tg_msec_t                       now_ms;
+    ngx_uint_t                      nkeys, argc;
+    ngx_http_tollgate_beat_t        beat;
+    ngx_http_tollgate_call_t       *call;
+    ngx_http_tollgate_node_t       *cnode;
+    ngx_http_tollgate_main_conf_t  *mcf;
+    u_char                          keys[6][NGX_HTTP_TOLLGATE_KEY_LEN];
 
     mcf = ngx_http_tollgate_sync_mcf;
 
