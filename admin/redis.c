@@ -5,12 +5,16 @@
  * transaction goes through tga_redis_exchange(): each unit (a command,
  * or a MULTI/EXEC kept whole) is sent to the node that owns its slot,
  * all nodes are written before any is read, and the replies are read in
- * the order the units were given.  A unit that was redirected, or whose
- * node failed, is sent again once the topology was read again: MOVED
- * and ASK always (Redis did not run it), a failed or read-only node only
- * when the slot map or the sentinels now name another master, since a
- * command that timed out may have run and a borrow must not be counted
- * twice on the same master.
+ * the order the units were given.  A pipeline is grouped per node this
+ * way rather than run one command at a time because the live view reads
+ * every storage cluster's keys once a second: grouped, that costs about
+ * one round trip whatever the number of masters, not one per key.
+ *
+ * A unit that was redirected, or whose node failed, is sent again once
+ * the topology was read again: after MOVED and ASK always (Redis did not
+ * run it), after a failed or read-only node only when the slot map or
+ * the sentinels now name another master, since a command that timed out
+ * may have run and a borrow must not be counted twice on one master.
  */
 
 
