@@ -75,6 +75,10 @@ static ngx_int_t ngx_http_tollgate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_tollgate_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void *ngx_http_tollgate_record_alloc(ngx_http_tollgate_zone_t *zone,
+    size_t size);
+static void ngx_http_tollgate_record_free(ngx_http_tollgate_zone_t *zone,
+    void *record);
 static ngx_int_t ngx_http_tollgate_keycmp(ngx_http_tollgate_node_t *a,
     ngx_http_tollgate_node_t *b);
 static ngx_uint_t ngx_http_tollgate_evict_locked(
@@ -1202,7 +1206,8 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
     ngx_uint_t app_hash, tg_app_conf_t *app_conf, tg_msec_t now_ms,
     ngx_log_t *log)
 {
-    size_t                     n, variant;
+    size_t                     n, variant, key_len;
+    u_char                    *key;
     uint32_t                   hash;
     ngx_int_t                  rc;
     ngx_uint_t                 tries;
@@ -1256,22 +1261,38 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
 
     /* an application's node ends with its mode's variant (module.h) */
 
+    key_len = probe.cluster_len + probe.app_len;
+
     if (app_id == NULL) {
         variant = sizeof(((ngx_http_tollgate_node_t *) NULL)->u);
-
-    } else if (zone->distributed) {
-        variant = sizeof(ngx_http_tollgate_dapp_t);
+        n = key_len;
 
     } else {
-        variant = sizeof(ngx_http_tollgate_sapp_t);
+        variant = zone->distributed ? sizeof(ngx_http_tollgate_dapp_t)
+                                    : sizeof(ngx_http_tollgate_sapp_t);
+        n = NGX_HTTP_TOLLGATE_KEY_INLINE;
     }
 
-    n = offsetof(ngx_rbtree_node_t, color)
-        + offsetof(ngx_http_tollgate_node_t, u) + variant
-        + probe.cluster_len + probe.app_len;
+    n = ngx_align(offsetof(ngx_rbtree_node_t, color)
+                  + offsetof(ngx_http_tollgate_node_t, u) + variant + n,
+                  sizeof(void *));
+
+    key = NULL;
 
     for (tries = 0; /* void */; tries++) {
-        node = ngx_slab_alloc_locked(zone->shpool, n);
+        node = app_id ? ngx_http_tollgate_record_alloc(zone, n)
+                      : ngx_slab_alloc_locked(zone->shpool, n);
+
+        if (node != NULL && key_len > NGX_HTTP_TOLLGATE_KEY_INLINE
+            && app_id != NULL)
+        {
+            key = ngx_slab_alloc_locked(zone->shpool, key_len);
+
+            if (key == NULL) {
+                ngx_http_tollgate_record_free(zone, node);
+                node = NULL;
+            }
+        }
 
         if (node != NULL || tries == 3
             || ngx_http_tollgate_evict_locked(zone, now_ms, log) == 0)
@@ -1291,7 +1312,8 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
     ngx_memzero(&tn->u, variant);
     ngx_memzero(tn->requests, sizeof(tn->requests));
 
-    tn->key = (u_char *) &tn->u + variant;
+    tn->key_apart = key != NULL;
+    tn->key = key ? key : (u_char *) &tn->u + variant;
 
     tn->is_cluster = probe.is_cluster;
     tn->cluster_len = probe.cluster_len;
@@ -1345,6 +1367,10 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_dapp_t  *d;
     ngx_http_tollgate_node_t  *tn;
 
+    if (zone->no_evict) {
+        return 0;
+    }
+
     if (!zone->sh->full_logged) {
         zone->sh->full_logged = 1;
         ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -1391,7 +1417,12 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
                    ((u_char *) tn - offsetof(ngx_rbtree_node_t, color));
 
         ngx_rbtree_delete(&zone->sh->rbtree, node);
-        ngx_slab_free_locked(zone->shpool, node);
+
+        if (tn->key_apart) {
+            ngx_slab_free_locked(zone->shpool, tn->key);
+        }
+
+        ngx_http_tollgate_record_free(zone, node);
 
         zone->sh->apps--;
         zone->sh->evictions++;
@@ -1399,6 +1430,52 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
     }
 
     return n;
+}
+
+
+/*
+ * Application records come from whole pages of the zone, carved in
+ * records of one size and kept in a free list when evicted: a record
+ * is not rounded up to the slab's next power of two.  A reload that
+ * changes the mode changes the size: the records of the old size that
+ * were free then are left unused (the old mode's live nodes would need
+ * a restart anyway).
+ */
+
+static void *
+ngx_http_tollgate_record_alloc(ngx_http_tollgate_zone_t *zone, size_t size)
+{
+    u_char  *page, *p;
+    void   **rec;
+
+    if (zone->sh->record_size != size) {
+        zone->sh->record_size = size;
+        zone->sh->free_records = NULL;
+    }
+
+    if (zone->sh->free_records == NULL) {
+        page = ngx_slab_alloc_locked(zone->shpool, ngx_pagesize);
+        if (page == NULL) {
+            return NULL;
+        }
+
+        for (p = page; p + size <= page + ngx_pagesize; p += size) {
+            ngx_http_tollgate_record_free(zone, p);
+        }
+    }
+
+    rec = zone->sh->free_records;
+    zone->sh->free_records = *rec;
+
+    return rec;
+}
+
+
+static void
+ngx_http_tollgate_record_free(ngx_http_tollgate_zone_t *zone, void *record)
+{
+    *(void **) record = zone->sh->free_records;
+    zone->sh->free_records = record;
 }
 
 

@@ -144,17 +144,21 @@ typedef struct {
 
 /*
  * shared memory: one node per cluster and per (cluster, application).
- * An application's node is allocated as long as its mode's variant of
- * the union and no longer, with its key (cluster id, application id)
- * right after it: a standalone application takes half the room of a
- * distributed one.
+ * An application's node is a record as long as its mode's variant of
+ * the union and no longer, followed by room for a short key (cluster id,
+ * application id); a longer key takes a slab chunk of its own.  Records
+ * are carved from whole pages (see ngx_http_tollgate_record_alloc), so
+ * they are not rounded up to the slab's powers of two.
  */
+
+#define NGX_HTTP_TOLLGATE_KEY_INLINE  32
 
 typedef struct ngx_http_tollgate_node_s {
     u_char                       color;
     u_char                       is_cluster;
     u_char                       cluster_len;
     u_char                       app_len;
+    u_char                       key_apart;    /* key in a chunk of its own */
     ngx_queue_t                  queue;        /* LRU, applications only */
     ngx_msec_t                   last_ms;
 
@@ -181,6 +185,10 @@ typedef struct {
     ngx_uint_t                   clusters;
     uint64_t                     evictions;
     ngx_uint_t                   full_logged;   /* logged once per zone */
+
+    /* application records not in use, each pointing to the next */
+    void                        *free_records;
+    size_t                       record_size;
     tg_msec_t                    noroom_logged_ms;
 
     /* requests refused before any application state was touched */
@@ -215,6 +223,7 @@ typedef struct {
     ngx_slab_pool_t             *shpool;
     ngx_str_t                    name;
     ngx_flag_t                   distributed;
+    ngx_flag_t                   no_evict;    /* while only room may serve */
 } ngx_http_tollgate_zone_t;
 
 

@@ -854,6 +854,13 @@ ngx_http_tollgate_declared_locked(ngx_http_tollgate_out_t *out,
                                              NULL, out->now_ms, log);
     }
 
+    /*
+     * Only free room takes the declared applications: a scrape must not
+     * evict an application that is spending to show one that is idle.
+     */
+
+    zone->no_evict = 1;
+
     app = out->mcf->apps.elts;
 
     for (i = 0; i < out->mcf->apps.nelts; i++) {
@@ -861,10 +868,16 @@ ngx_http_tollgate_declared_locked(ngx_http_tollgate_out_t *out,
             continue;
         }
 
-        (void) ngx_http_tollgate_node_locked(zone, app[i].cluster,
-                                             &app[i].id, app[i].hash,
-                                             &app[i].conf, out->now_ms, log);
+        if (ngx_http_tollgate_node_locked(zone, app[i].cluster, &app[i].id,
+                                          app[i].hash, &app[i].conf,
+                                          out->now_ms, log)
+            == NULL)
+        {
+            break;
+        }
     }
+
+    zone->no_evict = 0;
 }
 
 
