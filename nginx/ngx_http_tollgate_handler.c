@@ -31,21 +31,6 @@ struct ngx_http_tollgate_ctx_block_s {
 static ngx_http_tollgate_ctx_block_t  *ngx_http_tollgate_free_ctx;
 
 
-/* ngx_hash_key(), inlined on the request path */
-
-static ngx_inline ngx_uint_t
-ngx_http_tollgate_key(u_char *data, size_t len)
-{
-    ngx_uint_t  key;
-
-    for (key = 0; len; len--) {
-        key = ngx_hash(key, *data++);
-    }
-
-    return key;
-}
-
-
 static void ngx_http_tollgate_app_header(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_str_t *value);
 static ngx_table_elt_t *ngx_http_tollgate_header_by_var(
@@ -210,12 +195,8 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
      * among them needs no check, one not found is told invalid or unknown.
      */
 
-    app = NULL;
-
-    if (id.len <= NGX_HTTP_TOLLGATE_ID_MAX) {
-        ctx->app_key = ngx_http_tollgate_key(id.data, id.len);
-        app = ngx_hash_find(&mcf->app_hash, ctx->app_key, id.data, id.len);
-    }
+    app = id.len <= NGX_HTTP_TOLLGATE_ID_MAX
+          ? ngx_http_tollgate_app_by_id(mcf, id.data, id.len) : NULL;
 
     if (app == NULL) {
         if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
@@ -251,8 +232,11 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cnode = ngx_http_tollgate_cluster_node_locked(zone, lcf->cluster, now_ms,
-                                                  r->connection->log);
+    cnode = lcf->cluster->node_zone == zone
+            ? lcf->cluster->node
+            : ngx_http_tollgate_cluster_node_locked(zone, lcf->cluster,
+                                                    now_ms,
+                                                    r->connection->log);
     anode = ngx_http_tollgate_node_cached(zone, lcf->cluster, app, now_ms,
                                           r->connection->log);
 
@@ -409,18 +393,22 @@ ngx_http_tollgate_header_by_var(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len != name->len || h[i].hash == 0) {
-            continue;
-        }
+        /* by hash first: one comparison rules out most headers */
 
         if (by_hash) {
             if (h[i].hash == lcf->app_header_hash
-                && ngx_memcmp(h[i].lowcase_key, lcf->app_header_lc.data,
-                              name->len) == 0)
+                && h[i].key.len == name->len
+                && ngx_http_tollgate_id_equal(h[i].lowcase_key,
+                                              lcf->app_header_lc.data,
+                                              name->len))
             {
                 return &h[i];
             }
 
+            continue;
+        }
+
+        if (h[i].key.len != name->len || h[i].hash == 0) {
             continue;
         }
 
@@ -477,18 +465,28 @@ ngx_http_tollgate_body_bytes(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_tollgate_log_handler(ngx_http_request_t *r)
 {
-    off_t                      received_bytes;
-    int64_t                    delta_tokens;
-    tg_msec_t                  now_ms;
-    ngx_http_tollgate_ctx_t   *ctx;
-    ngx_http_tollgate_node_t  *cnode, *anode;
-    ngx_http_tollgate_zone_t  *zone;
+    ngx_http_tollgate_ctx_t  *ctx;
 
     ctx = ngx_http_tollgate_get_ctx(r);
 
     if (ctx == NULL || !ctx->charged || ctx->charged_bytes == 0) {
         return NGX_OK;
     }
+
+    return ngx_http_tollgate_settle(r, ctx);
+}
+
+
+/* kept out of the log handler, which most requests leave at once */
+
+ngx_int_t
+ngx_http_tollgate_settle(ngx_http_request_t *r, ngx_http_tollgate_ctx_t *ctx)
+{
+    off_t                      received_bytes;
+    int64_t                    delta_tokens;
+    tg_msec_t                  now_ms;
+    ngx_http_tollgate_node_t  *cnode, *anode;
+    ngx_http_tollgate_zone_t  *zone;
 
     if (ctx->estimated) {
         received_bytes = ngx_max(r->headers_in.content_length_n, 0);

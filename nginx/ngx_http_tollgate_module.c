@@ -15,6 +15,8 @@ static ngx_int_t ngx_http_tollgate_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_tollgate_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_tollgate_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_tollgate_app_table(ngx_conf_t *cf,
+    ngx_http_tollgate_main_conf_t *mcf);
 static ngx_int_t ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
     ngx_http_tollgate_main_conf_t *mcf);
 static void *ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf);
@@ -386,21 +388,11 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_tollgate_main_conf_t *mcf = conf;
 
-    ngx_int_t                      rc;
     ngx_uint_t                     i;
     ngx_shm_zone_t               **zones;
-    ngx_hash_init_t                hash;
-    ngx_hash_keys_arrays_t         keys;
     ngx_http_tollgate_app_t       *app;
     ngx_http_tollgate_zone_t      *zone;
     ngx_http_tollgate_cluster_t  **cluster;
-
-    keys.pool = cf->pool;
-    keys.temp_pool = cf->temp_pool;
-
-    if (ngx_hash_keys_array_init(&keys, NGX_HASH_SMALL) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
 
     zones = mcf->zones.elts;
     for (i = 0; i < mcf->zones.nelts; i++) {
@@ -432,41 +424,77 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
         app[i].batch_tokens = ngx_http_tollgate_batch(app[i].conf.burst_tps);
     }
 
-    for (i = 0; i < mcf->apps.nelts; i++) {
-        rc = ngx_hash_add_key(&keys, &app[i].id, &app[i],
-                              NGX_HASH_READONLY_KEY);
-
-        if (rc == NGX_BUSY) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid value \"%V\" in \"tollgate_app\" "
-                               "directive, the application is already "
-                               "declared", &app[i].id);
-            return NGX_CONF_ERROR;
-        }
-
-        if (rc != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
+    if (ngx_http_tollgate_app_table(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_tollgate_init_distributed(cf, mcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    hash.hash = &mcf->app_hash;
-    hash.key = ngx_hash_key;
-    hash.max_size = 65536;
-    hash.bucket_size = ngx_align(2 * NGX_HTTP_TOLLGATE_ID_MAX,
-                                 ngx_cacheline_size);
-    hash.name = "tollgate_app_hash";
-    hash.pool = cf->pool;
-    hash.temp_pool = NULL;
+    return NGX_CONF_OK;
+}
 
-    if (ngx_hash_init(&hash, keys.keys.elts, keys.keys.nelts) != NGX_OK) {
-        return NGX_CONF_ERROR;
+
+/*
+ * Fills the table of declared applications (module.h), in a power of two
+ * of slots at least twice the applications; an id declared twice is
+ * refused here.
+ */
+
+static ngx_int_t
+ngx_http_tollgate_app_table(ngx_conf_t *cf,
+    ngx_http_tollgate_main_conf_t *mcf)
+{
+    uint32_t                       hash;
+    ngx_uint_t                     i, j, size;
+    ngx_http_tollgate_app_t       *app;
+    ngx_http_tollgate_app_slot_t  *slot;
+
+    if (mcf->apps.nelts == 0) {
+        return NGX_OK;
     }
 
-    return NGX_CONF_OK;
+    for (size = 8; size < 2 * mcf->apps.nelts; size *= 2) { /* void */ }
+
+    mcf->app_slots = ngx_pcalloc(cf->pool,
+                                 size * sizeof(ngx_http_tollgate_app_slot_t));
+    if (mcf->app_slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->app_mask = size - 1;
+    app = mcf->apps.elts;
+
+    for (i = 0; i < mcf->apps.nelts; i++) {
+        hash = ngx_http_tollgate_id_hash(app[i].id.data, app[i].id.len);
+
+        for (j = hash & mcf->app_mask; /* void */; j = (j + 1) & mcf->app_mask)
+        {
+            slot = &mcf->app_slots[j];
+
+            if (slot->app == NULL) {
+                break;
+            }
+
+            if (slot->hash == hash && slot->len == app[i].id.len
+                && ngx_memcmp(slot->app->id.data, app[i].id.data,
+                              app[i].id.len) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\" in \"tollgate_app\" "
+                                   "directive, the application is already "
+                                   "declared", &app[i].id);
+                return NGX_ERROR;
+            }
+        }
+
+        slot->hash = hash;
+        slot->len = (uint32_t) app[i].id.len;
+        slot->app = &app[i];
+    }
+
+    return NGX_OK;
 }
 
 
@@ -673,8 +701,7 @@ ngx_http_tollgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 ngx_http_tollgate_app_t *
 ngx_http_tollgate_find_app(ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id)
 {
-    return ngx_hash_find(&mcf->app_hash, ngx_hash_key(id->data, id->len),
-                         id->data, id->len);
+    return ngx_http_tollgate_app_by_id(mcf, id->data, id->len);
 }
 
 
@@ -1013,7 +1040,7 @@ ngx_http_tollgate_app(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* a duplicate is found when the hash of applications is built */
+    /* a duplicate is found when the table of applications is built */
 
     app = ngx_array_push(&mcf->apps);
     if (app == NULL) {

@@ -227,13 +227,27 @@ typedef struct {
 } ngx_http_tollgate_zone_t;
 
 
+/*
+ * The declared applications by id: open addressing in at least twice as
+ * many slots as applications, so that a probe always ends on an empty
+ * one (see ngx_http_tollgate_app_by_id).
+ */
+
+typedef struct {
+    uint32_t                     hash;
+    uint32_t                     len;
+    ngx_http_tollgate_app_t     *app;
+} ngx_http_tollgate_app_slot_t;
+
+
 typedef struct {
     ngx_array_t                  profiles;    /* ngx_http_tollgate_profile_t */
     ngx_array_t                  clusters;    /* ngx_http_tollgate_cluster_t */
     ngx_array_t                  apps;        /* ngx_http_tollgate_app_t */
     ngx_array_t                  zones;       /* declared, ngx_shm_zone_t * */
     ngx_array_t                  zone_refs;   /* named by "tollgate" */
-    ngx_hash_t                   app_hash;
+    ngx_http_tollgate_app_slot_t  *app_slots;  /* declared, by id */
+    ngx_uint_t                   app_mask;    /* slots - 1, a power of 2 */
 
     ngx_http_tollgate_redis_conf_t  redis;     /* mode set: distributed */
     ngx_flag_t                   distributed;
@@ -368,6 +382,8 @@ ngx_table_elt_t *ngx_http_tollgate_find_header(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_tollgate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tollgate_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tollgate_settle(ngx_http_request_t *r,
+    ngx_http_tollgate_ctx_t *ctx);
 ngx_int_t ngx_http_tollgate_add_variables(ngx_conf_t *cf);
 
 ngx_int_t ngx_http_tollgate_report_handler(ngx_http_request_t *r);
@@ -379,6 +395,113 @@ ngx_int_t ngx_http_tollgate_valid_id(ngx_str_t *id);
 ngx_int_t ngx_http_tollgate_valid_id_key(ngx_str_t *id, ngx_uint_t *key);
 ngx_http_tollgate_cluster_t *ngx_http_tollgate_find_cluster(
     ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id);
+
+
+/*
+ * An id's hash for the table of declared applications.  It reads a few
+ * words, never past the id: two overlapping 4-byte words for 4 to 8
+ * bytes, 8-byte words (the last one overlapping) beyond, so a short id
+ * costs a handful of instructions where a byte loop costs dozens.
+ */
+
+static ngx_inline uint32_t
+ngx_http_tollgate_id_hash(const u_char *p, size_t len)
+{
+    size_t    i;
+    uint32_t  lo, hi;
+    uint64_t  h, w;
+
+    h = len;
+
+    if (len >= 8) {
+        for (i = 0; i + 8 < len; i += 8) {
+            ngx_memcpy(&w, p + i, 8);
+            h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        }
+
+        ngx_memcpy(&w, p + len - 8, 8);
+
+    } else if (len >= 4) {
+        ngx_memcpy(&lo, p, 4);
+        ngx_memcpy(&hi, p + len - 4, 4);
+        w = (uint64_t) hi << 32 | lo;
+
+    } else {
+        w = len ? (uint64_t) p[0] << 16 | (uint64_t) p[len / 2] << 8
+                  | p[len - 1]
+                : 0;
+    }
+
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+
+    return (uint32_t) (h >> 32);
+}
+
+
+/* two ids (or names) of one length compared a word at a time, inline */
+
+static ngx_inline ngx_uint_t
+ngx_http_tollgate_id_equal(const u_char *a, const u_char *b, size_t len)
+{
+    uint32_t  a4, b4;
+    uint64_t  a8, b8;
+
+    if (len > 8) {
+        return ngx_memcmp(a, b, len) == 0;
+    }
+
+    if (len == 8) {
+        ngx_memcpy(&a8, a, 8);
+        ngx_memcpy(&b8, b, 8);
+        return a8 == b8;
+    }
+
+    if (len >= 4) {
+        ngx_memcpy(&a4, a, 4);
+        ngx_memcpy(&b4, b, 4);
+
+        if (a4 != b4) {
+            return 0;
+        }
+
+        ngx_memcpy(&a4, a + len - 4, 4);
+        ngx_memcpy(&b4, b + len - 4, 4);
+
+        return a4 == b4;
+    }
+
+    return ngx_memcmp(a, b, len) == 0;
+}
+
+
+static ngx_inline ngx_http_tollgate_app_t *
+ngx_http_tollgate_app_by_id(ngx_http_tollgate_main_conf_t *mcf,
+    const u_char *id, size_t len)
+{
+    uint32_t                       hash;
+    ngx_uint_t                     i;
+    ngx_http_tollgate_app_slot_t  *slot;
+
+    if (mcf->app_slots == NULL) {
+        return NULL;
+    }
+
+    hash = ngx_http_tollgate_id_hash(id, len);
+
+    for (i = hash & mcf->app_mask; /* void */; i = (i + 1) & mcf->app_mask) {
+        slot = &mcf->app_slots[i];
+
+        if (slot->app == NULL) {
+            return NULL;
+        }
+
+        if (slot->hash == hash && slot->len == len
+            && ngx_http_tollgate_id_equal(slot->app->id.data, id, len))
+        {
+            return slot->app;
+        }
+    }
+}
 
 
 #endif /* _NGX_HTTP_TOLLGATE_MODULE_H_INCLUDED_ */

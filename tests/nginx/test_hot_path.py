@@ -114,3 +114,31 @@ def test_contexts_reused_across_requests_keep_nothing(gateway):
     for fields in lines:
         status, cost, decision, layer = fields[3:7]
         assert (cost, decision, layer) == expected[status], fields
+
+
+# ids of every length class the app table reads differently (1-3 bytes,
+# 4-8 as two words, more as 8-byte words), and near misses of each
+TABLE_IDS = ["a", "ab", "abc", "abcd", "abcdefg", "abcdefgh", "abcdefghi",
+             "a" * 16 + "z", "app.tenant-" + "0" * 53]
+NEAR_MISSES = ["b", "aB", "abd", "abce", "abcdxfg", "abcdefgg", "abcdxfghi",
+               "a" * 15 + "bz", "app.tenant-" + "0" * 52 + "1", "abcde"]
+
+
+def test_declared_ids_of_every_length_are_found_and_near_misses_are_not(
+        gateway):
+    http = "tollgate_cluster_capacity c1 capacity=100000 reserved=0.1;\n" + \
+        "".join(f"tollgate_app {app} guaranteed=100 burst=100;\n"
+                for app in TABLE_IDS)
+    gw = gateway(http=http)
+
+    with gw.client() as c:
+        found = {app: c.request("GET", "/obj/1k", app=app).status
+                 for app in TABLE_IDS}
+        missed = {app: c.request("GET", "/obj/1k", app=app).status
+                  for app in NEAR_MISSES}
+
+    assert set(found.values()) == {200}, found
+    assert set(missed.values()) == {403}, missed
+    status = gw.status()
+    for app in TABLE_IDS:
+        assert find_app(status, app)["requests"]["allowed"] == 1, app
