@@ -179,12 +179,13 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tollgate_module);
 
     if (mcf->distributed) {
-        if (ngx_http_tollgate_valid_id_key(&id, &ctx->app_key) != NGX_OK) {
+        if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
             return ngx_http_tollgate_refuse(r, lcf, ctx,
                                             NGX_HTTP_TOLLGATE_INVALID_APP);
         }
 
         ctx->app = id;
+        ctx->app_key = ngx_http_tollgate_id_hash(id.data, id.len);
         ctx->cluster = lcf->cluster;
         ctx->zone = lcf->shm_zone->data;
         return ngx_http_tollgate_lease_handler(r, lcf, ctx);
@@ -597,7 +598,7 @@ ngx_http_tollgate_create_ctx(ngx_http_request_t *r)
         }
     }
 
-    ngx_memzero(&b->ctx, sizeof(ngx_http_tollgate_ctx_t));
+    ngx_memzero(&b->ctx, offsetof(ngx_http_tollgate_ctx_t, app_key));
 
     b->cln.handler = ngx_http_tollgate_ctx_cleanup;
     b->cln.data = b;
@@ -1171,15 +1172,19 @@ ngx_http_tollgate_node_by_id_locked(ngx_http_tollgate_zone_t *zone,
     if (tn != NULL && e->zone == zone && e->cluster == cluster
         && e->evictions == zone->sh->evictions
         && tn->app_len == app_id->len
-        && ngx_memcmp(tn->key + tn->cluster_len, app_id->data,
-                      app_id->len) == 0)
+        && ngx_http_tollgate_id_equal(tn->key + tn->cluster_len,
+                                      app_id->data, app_id->len))
     {
         ngx_http_tollgate_node_touch(zone, tn, now_ms);
         return tn;
     }
 
-    tn = ngx_http_tollgate_node_locked(zone, cluster, app_id, app_key, NULL,
-                                       now_ms, log);
+    /* the tree orders applications by ngx_hash_key(), not by this hash */
+
+    tn = ngx_http_tollgate_node_locked(zone, cluster, app_id,
+                                       ngx_hash_key(app_id->data,
+                                                    app_id->len),
+                                       NULL, now_ms, log);
 
     if (tn != NULL) {
         e->node = tn;

@@ -32,6 +32,19 @@ static ngx_int_t ngx_http_tollgate_lease_wait(ngx_http_request_t *r,
 static void ngx_http_tollgate_lease_wake(ngx_http_request_t *r);
 
 
+/*
+ * Whether Redis can take an acquire for this request's cluster: a fresh
+ * connection may carry one before it has answered.  Asked only where a
+ * refill or a wait is at stake, not on every request paid from the lease.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_tollgate_lease_ready(ngx_http_tollgate_ctx_t *ctx)
+{
+    return ngx_http_tollgate_redis_ready(&ctx->cluster->id, 0);
+}
+
+
 ngx_int_t
 ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx)
@@ -95,11 +108,11 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 {
     off_t                           body_bytes;
     ngx_int_t                       level;
-    ngx_uint_t                      was_inflight, decision, ready, sync_now;
+    ngx_uint_t                      was_inflight, decision, sync_now;
     ngx_uint_t                      local;
     tg_msec_t                       now_ms, stale_ms;
     tg_lease_t                     *lease;
-    tg_lease_conf_t                 lc;
+    tg_lease_conf_t                 lc, *lcp;
     ngx_http_tollgate_dapp_t       *d;
     ngx_http_tollgate_node_t       *cnode, *anode;
     ngx_http_tollgate_zone_t       *zone;
@@ -110,8 +123,6 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
-    /* a fresh connection may carry an acquire before it has answered */
-    ready = ngx_http_tollgate_redis_ready(&ctx->cluster->id, 0);
     sync_now = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -176,14 +187,16 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
      */
 
     level = ngx_http_tollgate_level();
-    lc = mcf->lease;
+    lcp = &mcf->lease;
 
     if (level >= TG_LEVEL_CONSERVE) {
+        lc = mcf->lease;
         lc.horizon_ms *= 4;
         lc.stretch_max = 1;
+        lcp = &lc;
     }
 
-    decision = tg_lease_take(lease, &lc, ctx->cost_tokens, now_ms);
+    decision = tg_lease_take(lease, lcp, ctx->cost_tokens, now_ms);
     local = 0;
 
     if (!ctx->waiting) {
@@ -221,7 +234,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
         /* from local-first on, and without Redis, nobody waits on it */
 
-        if (level >= TG_LEVEL_LOCAL_FIRST || !ready) {
+        if (level >= TG_LEVEL_LOCAL_FIRST
+            || !ngx_http_tollgate_lease_ready(ctx))
+        {
             local = 1;
             break;
         }
@@ -288,8 +303,8 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
      */
 
     if (!was_inflight && lease->refill_inflight) {
-        if (ready && now_ms >= d->retry_at_ms
-            && level < TG_LEVEL_FAIL_LOCAL)
+        if (now_ms >= d->retry_at_ms && level < TG_LEVEL_FAIL_LOCAL
+            && ngx_http_tollgate_lease_ready(ctx))
         {
             *min = 1;
 
@@ -299,7 +314,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
                 *min = ctx->cost_tokens - ngx_max(lease->balance_tokens, 0);
             }
 
-            *want = ngx_max(tg_lease_want(lease, &lc,
+            *want = ngx_max(tg_lease_want(lease, lcp,
                                           d->known ? d->l2_remaining_tokens
                                                    : TG_TOKENS_MAX,
                                           cnode->u.dcluster.live_gateways),

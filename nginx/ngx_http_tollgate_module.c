@@ -1845,36 +1845,19 @@ static const u_char  ngx_http_tollgate_id_chars[256] = {
 ngx_int_t
 ngx_http_tollgate_valid_id(ngx_str_t *id)
 {
-    ngx_uint_t  key;
-
-    return ngx_http_tollgate_valid_id_key(id, &key);
-}
-
-
-/* validates an id and computes its ngx_hash_key() in the same walk */
-
-ngx_int_t
-ngx_http_tollgate_valid_id_key(ngx_str_t *id, ngx_uint_t *key)
-{
-    u_char      *p, *last;
-    ngx_uint_t   k;
+    u_char  *p, *last;
 
     if (id->len == 0 || id->len > NGX_HTTP_TOLLGATE_ID_MAX) {
         return NGX_ERROR;
     }
 
     last = id->data + id->len;
-    k = 0;
 
     for (p = id->data; p < last; p++) {
         if (!ngx_http_tollgate_id_chars[*p]) {
             return NGX_ERROR;
         }
-
-        k = ngx_hash(k, *p);
     }
-
-    *key = k;
 
     return NGX_OK;
 }

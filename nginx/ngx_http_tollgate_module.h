@@ -301,13 +301,22 @@ typedef struct {
 /* what the request path decided, kept for variables and the log phase */
 
 typedef struct {
+    /*
+     * Zeroed when a context is made: variables, the log phase and a
+     * refusal may read these before anything else sets them.
+     */
     ngx_str_t                    app;
-    ngx_uint_t                   app_key;       /* ngx_hash_key() of app */
     ngx_http_tollgate_decision_e decision;
     tg_layer_e                   layer;
     uint64_t                     cost_tokens;
     off_t                        charged_bytes;
     ngx_http_tollgate_app_t     *app_conf;
+    unsigned                     charged:1;     /* tokens were taken */
+    unsigned                     estimated:1;   /* no Content-Length */
+    unsigned                     waiting:1;     /* for a lease refill */
+
+    /* not zeroed (see create_ctx): each is set before it is read */
+    ngx_uint_t                   app_key;       /* id_hash() of app */
     ngx_http_tollgate_cluster_t *cluster;
     ngx_http_tollgate_zone_t    *zone;
     tg_cost_profile_t           *profile;
@@ -319,10 +328,6 @@ typedef struct {
     uint64_t                     guaranteed_tps;
     uint64_t                     burst_tps;
     uint64_t                     max_borrow_tokens;
-
-    unsigned                     charged:1;     /* tokens were taken */
-    unsigned                     estimated:1;   /* no Content-Length */
-    unsigned                     waiting:1;     /* for a lease refill */
 } ngx_http_tollgate_ctx_t;
 
 
@@ -392,7 +397,6 @@ uint64_t ngx_http_tollgate_hist_bound_ns(ngx_uint_t i);
 ngx_http_tollgate_app_t *ngx_http_tollgate_find_app(
     ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id);
 ngx_int_t ngx_http_tollgate_valid_id(ngx_str_t *id);
-ngx_int_t ngx_http_tollgate_valid_id_key(ngx_str_t *id, ngx_uint_t *key);
 ngx_http_tollgate_cluster_t *ngx_http_tollgate_find_cluster(
     ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id);
 
