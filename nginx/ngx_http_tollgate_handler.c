@@ -216,10 +216,6 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ctx->app = app->id;
     ctx->app_conf = app;
-    ctx->capacity_tps = lcf->cluster->conf.capacity_tps;
-    ctx->guaranteed_tps = app->conf.guaranteed_tps;
-    ctx->burst_tps = app->conf.burst_tps;
-    ctx->max_borrow_tokens = app->conf.max_borrow_tokens;
     ctx->cluster = lcf->cluster;
     ctx->zone = lcf->shm_zone->data;
     ctx->profile = profile;
@@ -306,6 +302,14 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     if (ctx->decision == NGX_HTTP_TOLLGATE_REJECTED) {
+
+        /* the quotas the refusal's RateLimit-Policy header names */
+
+        ctx->capacity_tps = lcf->cluster->conf.capacity_tps;
+        ctx->guaranteed_tps = app->conf.guaranteed_tps;
+        ctx->burst_tps = app->conf.burst_tps;
+        ctx->max_borrow_tokens = app->conf.max_borrow_tokens;
+
         return ngx_http_tollgate_reject(r, lcf, ctx, &grant, remaining);
     }
 

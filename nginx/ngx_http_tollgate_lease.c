@@ -127,8 +127,11 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    cnode = ngx_http_tollgate_cluster_node_locked(zone, ctx->cluster, now_ms,
-                                                  r->connection->log);
+    cnode = ctx->cluster->node_zone == zone
+            ? ctx->cluster->node
+            : ngx_http_tollgate_cluster_node_locked(zone, ctx->cluster,
+                                                    now_ms,
+                                                    r->connection->log);
     anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
                                                 &ctx->app, ctx->app_key,
                                                 now_ms, r->connection->log);
@@ -280,14 +283,17 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         ctx->charged = 1;
     }
 
-    ctx->capacity_tps = cnode->u.dcluster.capacity_tps
-                        ? cnode->u.dcluster.capacity_tps
-                        : ctx->cluster->conf.capacity_tps;
-    ctx->guaranteed_tps = d->guaranteed_tps;
-    ctx->burst_tps = d->burst_tps;
-    ctx->max_borrow_tokens = d->max_borrow_tokens;
-
     if (rc == NGX_HTTP_TOLLGATE_LEASE_REJECT) {
+
+        /* the quotas the refusal's RateLimit-Policy header names */
+
+        ctx->capacity_tps = cnode->u.dcluster.capacity_tps
+                            ? cnode->u.dcluster.capacity_tps
+                            : ctx->cluster->conf.capacity_tps;
+        ctx->guaranteed_tps = d->guaranteed_tps;
+        ctx->burst_tps = d->burst_tps;
+        ctx->max_borrow_tokens = d->max_borrow_tokens;
+
         zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]++;
         anode->requests[lcf->dry_run ? NGX_HTTP_TOLLGATE_DRY_RUN
                                      : NGX_HTTP_TOLLGATE_REJECTED]++;
