@@ -196,7 +196,6 @@ scenario_settings() {
     cg_requests=$BENCH_REQUESTS
     cg_warm=0
     cg_repeats=$BENCH_REPEATS
-    cg_skip=""
     instances=1
     far_port=""
 
@@ -211,11 +210,6 @@ scenario_settings() {
         # them full and pay for the eviction
         cg_warm=$BENCH_APPS_WARM
         cg_repeats=$BENCH_REPEATS_LONG
-        # nginx takes 22 s to parse 100 000 tollgate_app lines (each is
-        # checked against all before it), hours under valgrind
-        if [ "$BENCH_APPS" -gt 20000 ]; then
-            cg_skip=tollgate
-        fi
         ;;
     uploads)
         url_path=/up/object
@@ -618,10 +612,6 @@ for scenario in $BENCH_SCENARIOS; do
              "$cg_requests requests under callgrind per variant"
         echo "$cg_repeats" >"$work/raw/$scenario/callgrind-repeats"
         for v in $variants; do
-            if [ "$v" = "$cg_skip" ]; then
-                echo "  $scenario $v not measured under callgrind"
-                continue
-            fi
             for rep in $(seq "$cg_repeats"); do
                 callgrind_runs "$v" "$rep"
             done
