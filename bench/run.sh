@@ -232,13 +232,17 @@ scenario_settings() {
 # shell's.
 # shellcheck disable=SC2016
 variant_lines() {
-    local redis_timeout=""
+    local redis_timeout="" degradation=""
 
     load="" limit_http="" limit_location="" metrics="return 404;"
     if [ "$2" = callgrind ]; then
         # callgrind slows nginx, not only Redis: a reply can wait in the
-        # socket past the default 100 ms before nginx reads it
+        # socket past the default 100 ms before nginx reads it, and the
+        # latencies the degradation levels judge grow as much; without
+        # this the count would be of level 1 (conserve), not of normal
         redis_timeout=" timeout=5s"
+        degradation="
+    tollgate_degradation conserve=2s local_first=4s;"
     fi
 
     case $1 in
@@ -288,7 +292,7 @@ load_module $lua_modules/ngx_http_lua_module.so;"
         if [ "$1" = tollgate_redis ]; then
             limit_http="$limit_http
     tollgate_redis 127.0.0.1:$nginx_redis_port$redis_timeout;
-    tollgate_gateway_id bench$3;"
+    tollgate_gateway_id bench$3;$degradation"
         fi
         ;;
     *)

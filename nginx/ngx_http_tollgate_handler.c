@@ -179,12 +179,20 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tollgate_module);
 
     if (mcf->distributed) {
-        if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
+
+        /*
+         * The characters are checked only when the id is not found in
+         * this worker's cache of nodes (ngx_http_tollgate_lease_decide):
+         * the zone holds no invalid id.
+         */
+
+        ctx->app = id;
+
+        if (id.len > NGX_HTTP_TOLLGATE_ID_MAX) {
             return ngx_http_tollgate_refuse(r, lcf, ctx,
                                             NGX_HTTP_TOLLGATE_INVALID_APP);
         }
 
-        ctx->app = id;
         ctx->app_key = ngx_http_tollgate_id_hash(id.data, id.len);
         ctx->cluster = lcf->cluster;
         ctx->zone = lcf->shm_zone->data;
@@ -200,12 +208,13 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
           ? ngx_http_tollgate_app_by_id(mcf, id.data, id.len) : NULL;
 
     if (app == NULL) {
+        ctx->app = id;
+
         if (ngx_http_tollgate_valid_id(&id) != NGX_OK) {
             return ngx_http_tollgate_refuse(r, lcf, ctx,
                                             NGX_HTTP_TOLLGATE_INVALID_APP);
         }
 
-        ctx->app = id;
         return ngx_http_tollgate_refuse(r, lcf, ctx,
                                         NGX_HTTP_TOLLGATE_UNKNOWN_APP);
     }
@@ -1163,9 +1172,9 @@ static ngx_http_tollgate_node_cache_t
 
 
 ngx_http_tollgate_node_t *
-ngx_http_tollgate_node_by_id_locked(ngx_http_tollgate_zone_t *zone,
+ngx_http_tollgate_node_hit_locked(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
-    ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log)
+    ngx_uint_t app_key, tg_msec_t now_ms)
 {
     ngx_http_tollgate_node_t        *tn;
     ngx_http_tollgate_node_cache_t  *e;
@@ -1182,6 +1191,26 @@ ngx_http_tollgate_node_by_id_locked(ngx_http_tollgate_zone_t *zone,
         ngx_http_tollgate_node_touch(zone, tn, now_ms);
         return tn;
     }
+
+    return NULL;
+}
+
+
+ngx_http_tollgate_node_t *
+ngx_http_tollgate_node_by_id_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
+    ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log)
+{
+    ngx_http_tollgate_node_t        *tn;
+    ngx_http_tollgate_node_cache_t  *e;
+
+    tn = ngx_http_tollgate_node_hit_locked(zone, cluster, app_id, app_key,
+                                           now_ms);
+    if (tn != NULL) {
+        return tn;
+    }
+
+    e = &ngx_http_tollgate_node_cache[app_key % NGX_HTTP_TOLLGATE_NODE_CACHE];
 
     /* the tree orders applications by ngx_hash_key(), not by this hash */
 

@@ -19,6 +19,7 @@ typedef enum {
     NGX_HTTP_TOLLGATE_LEASE_ALLOW = 0,
     NGX_HTTP_TOLLGATE_LEASE_REJECT,
     NGX_HTTP_TOLLGATE_LEASE_UNKNOWN,
+    NGX_HTTP_TOLLGATE_LEASE_INVALID,
     NGX_HTTP_TOLLGATE_LEASE_WAIT
 } ngx_http_tollgate_lease_rc_e;
 
@@ -79,6 +80,10 @@ ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
         return ngx_http_tollgate_refuse(r, lcf, ctx,
                                         NGX_HTTP_TOLLGATE_UNKNOWN_APP);
 
+    case NGX_HTTP_TOLLGATE_LEASE_INVALID:
+        return ngx_http_tollgate_refuse(r, lcf, ctx,
+                                        NGX_HTTP_TOLLGATE_INVALID_APP);
+
     case NGX_HTTP_TOLLGATE_LEASE_WAIT:
         return ngx_http_tollgate_lease_wait(r, lcf, ctx);
 
@@ -132,9 +137,23 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
             : ngx_http_tollgate_cluster_node_locked(zone, ctx->cluster,
                                                     now_ms,
                                                     r->connection->log);
-    anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
-                                                &ctx->app, ctx->app_key,
-                                                now_ms, r->connection->log);
+    anode = ngx_http_tollgate_node_hit_locked(zone, ctx->cluster, &ctx->app,
+                                             ctx->app_key, now_ms);
+
+    if (anode == NULL) {
+
+        /* not seen lately: the id is checked before it takes a node */
+
+        if (ngx_http_tollgate_valid_id(&ctx->app) != NGX_OK) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_HTTP_TOLLGATE_LEASE_INVALID;
+        }
+
+        anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
+                                                    &ctx->app, ctx->app_key,
+                                                    now_ms,
+                                                    r->connection->log);
+    }
 
     if (cnode == NULL || anode == NULL) {
 

@@ -340,6 +340,9 @@ ngx_int_t ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_tollgate_node_t *ngx_http_tollgate_cluster_node_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     tg_msec_t now_ms, ngx_log_t *log);
+ngx_http_tollgate_node_t *ngx_http_tollgate_node_hit_locked(
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
+    ngx_str_t *app_id, ngx_uint_t app_key, tg_msec_t now_ms);
 ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_str_t *app_id, ngx_uint_t app_hash, tg_app_conf_t *app_conf,

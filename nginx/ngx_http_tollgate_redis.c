@@ -156,6 +156,7 @@ ngx_msec_t  ngx_http_tollgate_redis_lat_bounds_us[] = {
 static ngx_http_tollgate_redis_t  *ngx_http_tollgate_redis;
 
 ngx_uint_t  ngx_http_tollgate_redis_connects;
+ngx_uint_t  ngx_http_tollgate_redis_failures;
 
 
 ngx_int_t
@@ -1243,6 +1244,7 @@ ngx_http_tollgate_on_connect(const redisAsyncContext *ac, int status)
         ngx_log_error(NGX_LOG_ERR, ngx_http_tollgate_redis->log, 0,
                       "tollgate: cannot connect to redis %s:%d: %s",
                       n->addr.host, n->addr.port, ac->errstr);
+        ngx_http_tollgate_redis_failures++;
         ngx_http_tollgate_rnode_schedule(n);
         return;
     }
@@ -1288,6 +1290,7 @@ ngx_http_tollgate_on_disconnect(const redisAsyncContext *ac, int status)
         ngx_log_error(NGX_LOG_ERR, ngx_http_tollgate_redis->log, 0,
                       "tollgate: lost redis %s:%d: %s", n->addr.host,
                       n->addr.port, ac->errstr);
+        ngx_http_tollgate_redis_failures++;
     }
 
     n->connected = 0;
@@ -1389,6 +1392,8 @@ ngx_http_tollgate_rnode_fail(ngx_http_tollgate_rnode_t *n, const char *why)
     ngx_log_error(NGX_LOG_WARN, ngx_http_tollgate_redis->log, 0,
                   "tollgate: redis %s:%d %s, %ui calls pending",
                   n->addr.host, n->addr.port, why, n->pending);
+
+    ngx_http_tollgate_redis_failures++;
 
     ac = n->ac;
     n->connected = 0;

@@ -120,6 +120,9 @@ void ngx_http_tollgate_health_record(uint32_t latency_us, int outcome);
 /* counts connections made, so that a fresh one is seeded again */
 extern ngx_uint_t  ngx_http_tollgate_redis_connects;
 
+/* counts connections that failed: refused, lost, timed out */
+extern ngx_uint_t  ngx_http_tollgate_redis_failures;
+
 extern const char  *ngx_http_tollgate_script_names[];
 extern ngx_msec_t   ngx_http_tollgate_redis_lat_bounds_us[];
 

@@ -68,6 +68,8 @@ typedef struct {
 
 
 static void ngx_http_tollgate_sync_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_tollgate_connected(
+    ngx_http_tollgate_main_conf_t *mcf);
 static void ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     ngx_http_tollgate_zone_t *zone, ngx_uint_t *seeded);
 static ngx_uint_t ngx_http_tollgate_collect_locked(
@@ -106,6 +108,10 @@ static ngx_http_tollgate_main_conf_t  *ngx_http_tollgate_sync_mcf;
 static ngx_msec_t                      ngx_http_tollgate_tick_ms;
 static ngx_msec_t                      ngx_http_tollgate_seeded_ms;
 
+/* this worker's start, and whether its Redis has answered since */
+static ngx_msec_t                      ngx_http_tollgate_started_ms;
+static ngx_uint_t                      ngx_http_tollgate_proven;
+
 
 ngx_int_t
 ngx_http_tollgate_sync_init(ngx_cycle_t *cycle)
@@ -137,6 +143,8 @@ ngx_http_tollgate_sync_init(ngx_cycle_t *cycle)
     }
 
     ngx_http_tollgate_sync_mcf = mcf;
+    ngx_http_tollgate_started_ms = ngx_current_msec;
+    ngx_http_tollgate_proven = 0;
     ngx_http_tollgate_health_attach(zone);
 
     /* the admin announces each change: look at once, not at the beat */
@@ -190,6 +198,34 @@ ngx_http_tollgate_reachable(ngx_http_tollgate_main_conf_t *mcf)
     }
 
     return 1;
+}
+
+
+/*
+ * What the health judge is told.  A worker just started (or reloaded) is
+ * still making its first connection: Redis is not called unreachable
+ * before that attempt has failed or had the time to end (with Sentinel,
+ * two rounds), or every start would put the gateway in fail-local for
+ * the holds it takes to come back.
+ */
+
+static ngx_uint_t
+ngx_http_tollgate_connected(ngx_http_tollgate_main_conf_t *mcf)
+{
+    ngx_msec_t  grace_ms;
+
+    if (ngx_http_tollgate_reachable(mcf)) {
+        ngx_http_tollgate_proven = 1;
+        return 1;
+    }
+
+    if (ngx_http_tollgate_proven || ngx_http_tollgate_redis_failures) {
+        return 0;
+    }
+
+    grace_ms = 2 * (mcf->redis.connect_timeout_ms + mcf->redis.timeout_ms);
+
+    return ngx_current_msec - ngx_http_tollgate_started_ms < grace_ms;
 }
 
 
@@ -304,7 +340,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_tollgate_health_evaluate(mcf, ngx_http_tollgate_reachable(mcf));
+    ngx_http_tollgate_health_evaluate(mcf, ngx_http_tollgate_connected(mcf));
 
     /* Redis may have restarted empty: seed again after each reconnect */
 
