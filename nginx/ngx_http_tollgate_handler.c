@@ -1101,19 +1101,6 @@ ngx_http_tollgate_cluster_node_locked(ngx_http_tollgate_zone_t *zone,
 
 /* an application's node found again goes to the head of the LRU list */
 
-static ngx_inline void
-ngx_http_tollgate_node_touch(ngx_http_tollgate_zone_t *zone,
-    ngx_http_tollgate_node_t *tn, tg_msec_t now_ms)
-{
-    if (ngx_queue_head(&zone->sh->lru) != &tn->queue) {
-        ngx_queue_remove(&tn->queue);
-        ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
-    }
-
-    tn->last_ms = (ngx_msec_t) now_ms;
-}
-
-
 /*
  * A declared application's node, from this worker's pointer when the
  * zone has evicted nothing since the pointer was taken: only eviction
@@ -1151,49 +1138,13 @@ ngx_http_tollgate_node_cached(ngx_http_tollgate_zone_t *zone,
 
 
 /*
- * An application's node by its id, through a small direct-mapped cache
- * of this worker's: an entry is trusted while the zone has evicted
- * nothing since it was filled (only eviction frees application nodes),
- * and its id is compared with the node's own key before it is used.
+ * An application's node by its id, through this worker's cache of nodes
+ * (ngx_http_tollgate_node_hit_locked() in the header) and, on a miss,
+ * the zone's tree.
  */
 
-#define NGX_HTTP_TOLLGATE_NODE_CACHE  256
-
-typedef struct {
-    ngx_http_tollgate_node_t      *node;
-    ngx_http_tollgate_zone_t      *zone;
-    ngx_http_tollgate_cluster_t   *cluster;
-    uint64_t                       evictions;
-} ngx_http_tollgate_node_cache_t;
-
-
-static ngx_http_tollgate_node_cache_t
+ngx_http_tollgate_node_cache_t
     ngx_http_tollgate_node_cache[NGX_HTTP_TOLLGATE_NODE_CACHE];
-
-
-ngx_http_tollgate_node_t *
-ngx_http_tollgate_node_hit_locked(ngx_http_tollgate_zone_t *zone,
-    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
-    ngx_uint_t app_key, tg_msec_t now_ms)
-{
-    ngx_http_tollgate_node_t        *tn;
-    ngx_http_tollgate_node_cache_t  *e;
-
-    e = &ngx_http_tollgate_node_cache[app_key % NGX_HTTP_TOLLGATE_NODE_CACHE];
-    tn = e->node;
-
-    if (tn != NULL && e->zone == zone && e->cluster == cluster
-        && e->evictions == zone->sh->evictions
-        && tn->app_len == app_id->len
-        && ngx_http_tollgate_id_equal(tn->key + tn->cluster_len,
-                                      app_id->data, app_id->len))
-    {
-        ngx_http_tollgate_node_touch(zone, tn, now_ms);
-        return tn;
-    }
-
-    return NULL;
-}
 
 
 ngx_http_tollgate_node_t *

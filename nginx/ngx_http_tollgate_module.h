@@ -340,9 +340,6 @@ ngx_int_t ngx_http_tollgate_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_tollgate_node_t *ngx_http_tollgate_cluster_node_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     tg_msec_t now_ms, ngx_log_t *log);
-ngx_http_tollgate_node_t *ngx_http_tollgate_node_hit_locked(
-    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
-    ngx_str_t *app_id, ngx_uint_t app_key, tg_msec_t now_ms);
 ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_str_t *app_id, ngx_uint_t app_hash, tg_app_conf_t *app_conf,
@@ -478,6 +475,69 @@ ngx_http_tollgate_id_equal(const u_char *a, const u_char *b, size_t len)
     }
 
     return ngx_memcmp(a, b, len) == 0;
+}
+
+
+/*
+ * Distributed mode finds an application's node by its id through a small
+ * direct-mapped cache of each worker's, before the zone's tree: an entry
+ * is trusted while the zone has evicted nothing since it was filled (only
+ * eviction frees application nodes), and its id is compared with the
+ * node's own key before it is used.  Inline: every request asks it.
+ */
+
+#define NGX_HTTP_TOLLGATE_NODE_CACHE  256
+
+typedef struct {
+    ngx_http_tollgate_node_t      *node;
+    ngx_http_tollgate_zone_t      *zone;
+    ngx_http_tollgate_cluster_t   *cluster;
+    uint64_t                       evictions;
+} ngx_http_tollgate_node_cache_t;
+
+
+extern ngx_http_tollgate_node_cache_t
+    ngx_http_tollgate_node_cache[NGX_HTTP_TOLLGATE_NODE_CACHE];
+
+
+/* a node used: the most recently used come first, for eviction */
+
+static ngx_inline void
+ngx_http_tollgate_node_touch(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_node_t *tn, tg_msec_t now_ms)
+{
+    if (ngx_queue_head(&zone->sh->lru) != &tn->queue) {
+        ngx_queue_remove(&tn->queue);
+        ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
+    }
+
+    tn->last_ms = (ngx_msec_t) now_ms;
+}
+
+
+static ngx_inline ngx_http_tollgate_node_t *
+ngx_http_tollgate_node_hit_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
+    ngx_uint_t app_key, tg_msec_t now_ms)
+{
+    ngx_http_tollgate_node_t        *tn;
+    ngx_http_tollgate_node_cache_t  *e;
+
+    e = &ngx_http_tollgate_node_cache[app_key % NGX_HTTP_TOLLGATE_NODE_CACHE];
+    tn = e->node;
+
+    if (tn == NULL || e->zone != zone || e->cluster != cluster
+        || e->evictions != zone->sh->evictions
+        || tn->app_len != app_id->len
+        || !ngx_http_tollgate_id_equal(tn->key + tn->cluster_len,
+                                       app_id->data, app_id->len))
+    {
+        return NULL;
+    }
+
+    ngx_http_tollgate_node_touch(zone, tn, now_ms);
+
+    return tn;
 }
 
 

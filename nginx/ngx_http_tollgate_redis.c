@@ -493,7 +493,8 @@ ngx_http_tollgate_redis_call(ngx_uint_t script, ngx_str_t *cluster_id,
         cmd->argvlen[1] = 40;
 
         cmd->argv[2] = (const char *) p;
-        cmd->argvlen[2] = ngx_sprintf(nkeys_text, "%ui", nkeys) - nkeys_text;
+        cmd->argvlen[2] = ngx_http_tollgate_decimal(nkeys_text, nkeys)
+                          - nkeys_text;
         p = ngx_cpymem(p, nkeys_text, cmd->argvlen[2]);
         *p++ = '\0';
     }
@@ -546,20 +547,90 @@ ngx_http_tollgate_redis_slot(u_char *tag, size_t len)
 }
 
 
+/*
+ * A command in the protocol's own form (RESP): an array of bulk strings.
+ * hiredis 0.14 builds one with a formatted append per argument, some ten
+ * thousand instructions for an acquire; written here, a few hundred.
+ */
+
+static u_char *
+ngx_http_tollgate_resp_len(u_char *p, u_char type, size_t n)
+{
+    *p++ = type;
+    p = ngx_http_tollgate_decimal(p, n);
+    *p++ = CR; *p++ = LF;
+
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_tollgate_rcmd_format(ngx_http_tollgate_rcmd_t *cmd, u_char *buf,
+    size_t size, u_char **out, size_t *len)
+{
+    u_char      *p;
+    size_t       need;
+    ngx_uint_t   i;
+
+    /* each length takes at most NGX_SIZE_T_LEN digits, a type and CRLF */
+
+    need = NGX_SIZE_T_LEN + 3;
+
+    for (i = 0; i < cmd->argc; i++) {
+        need += NGX_SIZE_T_LEN + 3 + cmd->argvlen[i] + 2;
+    }
+
+    p = (need <= size) ? buf : ngx_alloc(need, ngx_http_tollgate_redis->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *out = p;
+
+    p = ngx_http_tollgate_resp_len(p, '*', cmd->argc);
+
+    for (i = 0; i < cmd->argc; i++) {
+        p = ngx_http_tollgate_resp_len(p, '$', cmd->argvlen[i]);
+        p = ngx_cpymem(p, cmd->argv[i], cmd->argvlen[i]);
+        *p++ = CR; *p++ = LF;
+    }
+
+    *len = p - *out;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_tollgate_rcmd_send(ngx_http_tollgate_rcmd_t *cmd,
     ngx_http_tollgate_rnode_t *n)
 {
+    int      rc;
+    u_char  *text, buf[1024];
+    size_t   len;
+
     if (cmd->asking) {
         if (redisAsyncCommand(n->ac, NULL, NULL, "ASKING") != REDIS_OK) {
             return NGX_ERROR;
         }
     }
 
-    if (redisAsyncCommandArgv(n->ac, ngx_http_tollgate_rcmd_reply, cmd,
-                              (int) cmd->argc, cmd->argv, cmd->argvlen)
-        != REDIS_OK)
+    if (ngx_http_tollgate_rcmd_format(cmd, buf, sizeof(buf), &text, &len)
+        != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    /* hiredis copies the text into its output buffer */
+
+    rc = redisAsyncFormattedCommand(n->ac, ngx_http_tollgate_rcmd_reply, cmd,
+                                    (const char *) text, len);
+
+    if (text != buf) {
+        ngx_free(text);
+    }
+
+    if (rc != REDIS_OK) {
         return NGX_ERROR;
     }
 

@@ -1341,7 +1341,11 @@ ngx_http_tollgate_key(ngx_str_t *key, u_char *buf,
 {
     u_char  *p;
 
-    p = ngx_sprintf(buf, "tg:{%V}:%s", &cluster->id, suffix);
+    p = ngx_cpymem(buf, "tg:{", 4);
+    p = ngx_cpymem(p, cluster->id.data, cluster->id.len);
+    *p++ = '}';
+    *p++ = ':';
+    p = ngx_cpymem(p, suffix, ngx_strlen(suffix));
 
     if (app) {
         p = ngx_cpymem(p, app->data, app->len);
@@ -1356,7 +1360,7 @@ static void
 ngx_http_tollgate_num(ngx_str_t *s, u_char *buf, uint64_t n)
 {
     s->data = buf;
-    s->len = ngx_sprintf(buf, "%uL", (unsigned long long) n) - buf;
+    s->len = ngx_http_tollgate_decimal(buf, n) - buf;
 }
 
 

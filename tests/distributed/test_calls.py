@@ -234,3 +234,38 @@ def test_a_degradation_override_is_read_when_announced_and_polled_slowly(
     assert polled_s is not None and polled_s <= OVERRIDE_POLL_S + 1
     assert load.statuses() == {200: len(load.replies)}
 
+
+
+def test_a_redis_that_forgot_the_scripts_is_sent_their_text(redis_servers,
+                                                             gateway):
+    """The gateway writes its commands itself (RESP); the one that meets
+    NOSCRIPT is sent again as EVAL with the script's whole text, several
+    KiB, past the stack buffer of a usual call.  It must arrive intact:
+    Redis runs it and grants the lease."""
+    r, rc = redis_servers.single(c1=100000)
+    put_app(rc, "c1", "forgetful", 100000)
+    gw = gateway(http=tgdist.distributed_http(r.addr, "forgetful-gw"),
+                 cluster="tollgate_cluster c1;")
+
+    assert gw.request("GET", "/obj/1k", app="forgetful").status == 200
+    evals_before = rc.info("commandstats").get("cmdstat_eval",
+                                               {}).get("calls", 0)
+    granted_before = int(rc.hget(key("state", "forgetful"), "granted_total")
+                         or 0)
+
+    rc.script_flush()
+
+    # enough requests to need more tokens than the lease held
+    statuses = [gw.request("GET", "/obj/1k", app="forgetful").status
+                for _ in range(300)]
+    assert statuses.count(200) == 300, set(statuses)
+
+    tgdist.wait_for(
+        lambda: rc.info("commandstats").get("cmdstat_eval", {})
+        .get("calls", 0) > evals_before, 5, "no EVAL after SCRIPT FLUSH")
+    tgdist.wait_for(
+        lambda: int(rc.hget(key("state", "forgetful"), "granted_total")
+                    or 0) > granted_before,
+        5, "Redis granted nothing after SCRIPT FLUSH")
+    assert rc.info("commandstats").get("cmdstat_evalsha", {}).get(
+        "failed_calls", 0) >= 1
