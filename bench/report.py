@@ -278,6 +278,21 @@ def callgrind_costs(path):
     return self_ir, call_ir
 
 
+# glibc's allocator, by the names callgrind gives its functions
+MALLOC_FUNCTIONS = re.compile(
+    r"^(?:_int_|__libc_|_mid_)?(?:malloc|free|calloc|realloc|memalign)\b"
+    r"|^(?:unlink_chunk|malloc_consolidate|alloc_perturb|free_perturb"
+    r"|tcache_|sysmalloc|systrim)")
+
+
+def malloc_ir(path):
+    """Instructions run inside malloc and free (and their kin): how many
+    a request costs there depends on where earlier allocations left free
+    chunks, not only on the code measured."""
+    self_ir, _ = callgrind_costs(path)
+    return sum(ir for fn, ir in self_ir.items() if MALLOC_FUNCTIONS.match(fn))
+
+
 def tollgate_breakdown(base_path, loaded_path, requests):
     """Where Tollgate's instructions go, per request: each module function
     nginx calls (inclusive), and the callees of the costliest one.  The
@@ -317,6 +332,8 @@ def instructions(raw, v, repeats, base, counted):
         }
         rep["ir_per_request"] = round(
             (rep["loaded_ir"] - rep["base_ir"]) / counted, 1)
+        rep["malloc_ir_per_request"] = round(
+            (malloc_ir(paths[1]) - malloc_ir(paths[0])) / counted, 1)
         if os.path.exists(paths[1] + ".redis"):
             rep["redis_ir_per_request"] = round(
                 (callgrind_total_ir(paths[1] + ".redis")
@@ -327,6 +344,8 @@ def instructions(raw, v, repeats, base, counted):
     out = {
         "repeats": reps,
         "median_ir_per_request": statistics.median(per_request),
+        "median_malloc_ir_per_request": statistics.median(
+            r["malloc_ir_per_request"] for r in reps),
         "min_ir_per_request": min(per_request),
         "max_ir_per_request": max(per_request),
     }
@@ -370,7 +389,8 @@ def scenario_result(raw_dir, scenario, p):
     }
 
     if scenario in CALLGRIND_SCENARIOS:
-        base = p["apps_warm"] if scenario == "apps" else 0
+        base = read_int(raw, "callgrind-base",
+                        p["apps_warm"] if scenario == "apps" else 0)
         counted = (p["upload_requests"] if scenario == "uploads"
                    else p["requests"])
         out["callgrind_base_requests"] = base
@@ -380,9 +400,14 @@ def scenario_result(raw_dir, scenario, p):
                for v in read_words(raw, "callgrind-variants", variants)}
         if "plain" in ins:
             floor = ins["plain"]["median_ir_per_request"]
+            floor_malloc = ins["plain"]["median_malloc_ir_per_request"]
             for r in ins.values():
                 r["added_ir_per_request"] = round(
                     r["median_ir_per_request"] - floor, 1)
+                # the same with each side's malloc and free left out
+                r["added_aside_malloc_ir_per_request"] = round(
+                    r["added_ir_per_request"]
+                    - (r["median_malloc_ir_per_request"] - floor_malloc), 1)
         out["instructions"] = ins
     return out
 
@@ -494,16 +519,21 @@ def instructions_table(res):
             rows.append(("`%s`" % v, "not measured", "", "", ""))
             continue
         added = r.get("added_ir_per_request")
+        aside = r.get("added_aside_malloc_ir_per_request")
         rows.append((
             "`%s`" % v,
             fmt(r["median_ir_per_request"]),
             "{:,.0f} to {:,.0f}".format(r["min_ir_per_request"],
                                         r["max_ir_per_request"]),
             "{:+,.0f}".format(added) if added is not None else "n/a",
+            fmt(r.get("median_malloc_ir_per_request")),
+            "{:+,.0f}".format(aside) if aside is not None else "n/a",
             fmt(r.get("median_redis_ir_per_request")),
         ))
     return table(["variant", "nginx instructions/request (median)",
                   "range over repeats", "added over plain",
+                  "of the request's, in malloc and free",
+                  "added, malloc and free aside",
                   "Redis instructions/request"], rows)
 
 
@@ -593,22 +623,36 @@ def targets(results, steady):
     hit = results.get("hit") or {}
     ins = hit.get("instructions", {})
 
+    # met only if it holds both as measured and with malloc and free left
+    # out: a request's allocator cost moves with the heap's layout, and a
+    # layout that happens to favour one variant is no merit of its code
+    def added(v):
+        return max(ins[v]["added_ir_per_request"],
+                   ins[v].get("added_aside_malloc_ir_per_request",
+                              ins[v]["added_ir_per_request"]))
+
+    def both(v):
+        return "{:+,.0f} ({:+,.0f} malloc aside)".format(
+            ins[v]["added_ir_per_request"],
+            ins[v].get("added_aside_malloc_ir_per_request",
+                       ins[v]["added_ir_per_request"]))
+
     if {"tollgate", "limit_req", "lua_dict"} <= set(ins):
-        tg = ins["tollgate"]["added_ir_per_request"]
-        lr = ins["limit_req"]["added_ir_per_request"]
-        lua = ins["lua_dict"]["added_ir_per_request"]
-        text = "{:+,.0f} vs `limit_req` {:+,.0f} and Lua {:+,.0f}".format(
-            tg, lr, lua)
+        tg, lr = added("tollgate"), added("limit_req")
+        text = "{} vs `limit_req` {} and Lua {:+,.0f}".format(
+            both("tollgate"), both("limit_req"),
+            ins["lua_dict"]["added_ir_per_request"])
         if tg > lr:
-            text += " ({:,.0f} over, {:.1f}x)".format(tg - lr, tg / lr)
+            text += " ({:,.0f} over)".format(tg - lr)
         rows.append(("instructions added per request (standalone) no more "
                      "than `limit_req`'s, well under the Lua limiter's",
                      text, met(tg <= lr)))
     if "tollgate_redis" in ins and "limit_req" in ins:
-        tg = ins["tollgate_redis"]["added_ir_per_request"]
-        lr = ins["limit_req"]["added_ir_per_request"]
-        rows.append(("the same in distributed mode",
-                     "{:+,.0f} vs {:+,.0f}".format(tg, lr), met(tg <= lr)))
+        tg, lr = added("tollgate_redis"), added("limit_req")
+        text = "{} vs {}".format(both("tollgate_redis"), both("limit_req"))
+        if tg > lr:
+            text += " ({:,.0f} over)".format(tg - lr)
+        rows.append(("the same in distributed mode", text, met(tg <= lr)))
 
     for v in ("tollgate", "tollgate_redis"):
         if ratio(hit, v, "plain") is not None:

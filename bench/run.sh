@@ -618,6 +618,7 @@ for scenario in $BENCH_SCENARIOS; do
         echo "bench: $scenario: instructions, $cg_repeats x" \
              "$cg_requests requests under callgrind per variant"
         echo "$cg_repeats" >"$work/raw/$scenario/callgrind-repeats"
+        echo "$cg_warm" >"$work/raw/$scenario/callgrind-base"
         for v in $variants; do
             for rep in $(seq "$cg_repeats"); do
                 callgrind_runs "$v" "$rep"
