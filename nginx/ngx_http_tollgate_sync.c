@@ -860,12 +860,16 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
 
     code = ngx_http_tollgate_reply_int(reply, 0);
 
-    if (code != 0 && ngx_http_tollgate_declared(call)) {
-
+    if (code != 0
+        && (ngx_http_tollgate_declared(call)
+            || (code == 2 && call->cluster->declared)))
+    {
         /*
-         * nginx.conf declares it: Redis has not been seeded yet (it
-         * started empty, or another worker's seed is still on its way).
-         * Seeding on this connection comes before the next acquire.
+         * nginx.conf declares it (the application, or the cluster Redis
+         * says it lacks): Redis has not been seeded yet (it started
+         * empty, or the seed is still on its way, or the first acquires
+         * went out before it).  Seeding on this connection comes before
+         * the next acquire; the application is not told unknown.
          */
 
         d->lease.refill_inflight = 0;

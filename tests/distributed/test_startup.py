@@ -66,3 +66,29 @@ def test_a_refused_first_connection_is_an_outage_at_once(gateway):
     wait_for(lambda: level(gw)[0] == 3, 5, "never reached level 3")
     assert time.monotonic() - started < 1.0
     assert "redis unreachable" in gw.read_error_log()
+
+
+def test_a_declared_cluster_missing_from_redis_is_seeded_not_refused(
+        redis_servers, gateway):
+    """The cluster comes from nginx.conf, the application from Redis (the
+    admin wrote it).  An acquire that finds the cluster missing (the seed
+    not yet there, or the key gone) makes the gateway seed again; the
+    application is not refused as unknown meanwhile."""
+    r, rc = redis_servers.single()
+    put_app(rc, "c9", "fromredis", 1000)
+
+    gw = gateway(http=tgdist.distributed_http(
+                     r.addr, "seeding",
+                     extra="tollgate_cluster_capacity c9 capacity=100000;"),
+                 cluster="tollgate_cluster c9;")
+
+    wait_for(lambda: rc.exists("tg:{c9}:cluster"), 5,
+             "the declared cluster was never seeded")
+    rc.delete("tg:{c9}:cluster")
+
+    statuses = [gw.request("GET", "/obj/1k", app="fromredis").status
+                for _ in range(20)]
+
+    assert 403 not in statuses, statuses
+    assert statuses[-1] == 200, statuses
+    assert rc.exists("tg:{c9}:cluster")
