@@ -34,6 +34,9 @@ typedef int64_t  tg_mtok_t;
 /* no single cost or rate may exceed this; larger inputs saturate */
 #define TG_TOKENS_MAX            ((uint64_t) 1 << 40)
 
+/* every milli-token quantity stays within +-TG_MTOK_MAX */
+#define TG_MTOK_MAX              ((int64_t) 1 << 53)
+
 #define TG_PRIORITY_MAX          2
 
 /* a refill counts at most this much elapsed time */
@@ -307,6 +310,46 @@ void tg_lease_init(tg_lease_t *l, const tg_lease_conf_t *lc,
  */
 tg_lease_decision_e tg_lease_take(tg_lease_t *l, const tg_lease_conf_t *lc,
     uint64_t cost_tokens, tg_msec_t now_ms);
+
+/*
+ * tg_lease_take() inline, for a request path that calls it per request:
+ * its most common case (the demand epoch still open, no refusal in
+ * force, a balance that pays the cost and stays above the low-water
+ * mark, or a refill already asked) is decided here, with the same
+ * effects; any other case is left to tg_lease_take() before anything
+ * has changed.
+ */
+static inline tg_lease_decision_e
+tg_lease_take_inline(tg_lease_t *l, const tg_lease_conf_t *lc,
+    uint64_t cost_tokens, tg_msec_t now_ms)
+{
+    int64_t  left_tokens;
+
+    if (now_ms < l->epoch_ms || now_ms - l->epoch_ms >= TG_LEASE_EPOCH_MS
+        || now_ms < l->denied_until_ms
+        || cost_tokens > TG_TOKENS_MAX
+        || l->balance_tokens < (int64_t) cost_tokens
+        || l->epoch_tokens > (uint64_t) TG_MTOK_MAX - cost_tokens
+        || l->target_tokens > UINT32_MAX)
+    {
+        return tg_lease_take(l, lc, cost_tokens, now_ms);
+    }
+
+    left_tokens = l->balance_tokens - (int64_t) cost_tokens;
+
+    /* the low-water mark as tg_lease_take() computes it (no overflow) */
+    if (!l->refill_inflight
+        && (uint64_t) left_tokens
+           < l->target_tokens * lc->low_water_permille / 1000)
+    {
+        return tg_lease_take(l, lc, cost_tokens, now_ms);
+    }
+
+    l->balance_tokens = left_tokens;
+    l->epoch_tokens += cost_tokens;
+
+    return TG_LEASE_HIT;
+}
 
 /*
  * Tokens to ask for: enough to reach the target, capped by a fair share

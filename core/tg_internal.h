@@ -16,9 +16,6 @@
 #include "tg_core.h"
 
 
-/* every milli-token quantity stays within +-TG_MTOK_MAX */
-#define TG_MTOK_MAX              ((int64_t) 1 << 53)
-
 #define TG_RETRY_MIN_MS          1000
 #define TG_RETRY_MAX_MS          3600000
 #define TG_RETRY_NO_RATE_MS      60000

@@ -12,7 +12,7 @@
 #include "ngx_http_tollgate_module.h"
 
 
-static ngx_http_tollgate_shctx_t  *ngx_http_tollgate_health_sh;
+ngx_http_tollgate_shctx_t  *ngx_http_tollgate_health_sh;
 static ngx_slab_pool_t            *ngx_http_tollgate_health_pool;
 
 
@@ -49,19 +49,6 @@ ngx_http_tollgate_health_record(uint32_t latency_us, int outcome)
     tg_health_record(&ngx_http_tollgate_health_sh->health, &mcf->health,
                      latency_us, outcome, (tg_msec_t) ngx_current_msec);
     ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
-}
-
-
-/* read without the lock: a stale level for one request is harmless */
-
-ngx_int_t
-ngx_http_tollgate_level(void)
-{
-    if (ngx_http_tollgate_health_sh == NULL) {
-        return TG_LEVEL_NORMAL;
-    }
-
-    return ngx_http_tollgate_health_sh->health.level;
 }
 
 

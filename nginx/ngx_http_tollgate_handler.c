@@ -444,34 +444,6 @@ ngx_http_tollgate_header_by_var(ngx_http_request_t *r,
 
 
 /*
- * The body charged for comes from what the gateway sees: the method and
- * the declared length, never a client's word on its cost.  A body
- * without a length is charged an estimate now and settled in the log
- * phase on the bytes actually received.
- */
-
-off_t
-ngx_http_tollgate_body_bytes(ngx_http_request_t *r,
-    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx)
-{
-    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-        return 0;
-    }
-
-    if (r->headers_in.content_length_n >= 0) {
-        return r->headers_in.content_length_n;
-    }
-
-    if (r->headers_in.chunked) {
-        ctx->estimated = 1;
-        return lcf->chunked_estimate;
-    }
-
-    return 0;
-}
-
-
-/*
  * The log phase trues up a body charged on an estimate or cut short:
  * more bytes than estimated become debt, fewer are given back.
  */

@@ -218,7 +218,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         lcp = &lc;
     }
 
-    decision = tg_lease_take(lease, lcp, ctx->cost_tokens, now_ms);
+    decision = tg_lease_take_inline(lease, lcp, ctx->cost_tokens, now_ms);
     local = 0;
 
     if (!ctx->waiting) {

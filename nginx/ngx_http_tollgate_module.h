@@ -348,8 +348,6 @@ ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
 ngx_http_tollgate_node_t *ngx_http_tollgate_node_by_id_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_str_t *app_id, ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log);
-off_t ngx_http_tollgate_body_bytes(ngx_http_request_t *r,
-    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx);
 ngx_int_t ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx);
 ngx_int_t ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
@@ -373,7 +371,6 @@ void ngx_http_tollgate_observe(ngx_http_tollgate_shctx_t *sh,
     struct timespec *start);
 
 void ngx_http_tollgate_health_attach(ngx_http_tollgate_zone_t *zone);
-ngx_int_t ngx_http_tollgate_level(void);
 void ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
     ngx_uint_t connected);
 void ngx_http_tollgate_read_override(ngx_http_tollgate_main_conf_t *mcf);
@@ -439,6 +436,53 @@ ngx_http_tollgate_id_hash(const u_char *p, size_t len)
     h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
 
     return (uint32_t) (h >> 32);
+}
+
+
+/*
+ * The body charged for comes from what the gateway sees: the method and
+ * the declared length, never a client's word on its cost.  A body
+ * without a length is charged an estimate now and settled in the log
+ * phase on the bytes actually received.
+ */
+
+static ngx_inline off_t
+ngx_http_tollgate_body_bytes(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx)
+{
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        return 0;
+    }
+
+    if (r->headers_in.content_length_n >= 0) {
+        return r->headers_in.content_length_n;
+    }
+
+    if (r->headers_in.chunked) {
+        ctx->estimated = 1;
+        return lcf->chunked_estimate;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The gateway's degradation level, read without the lock: a stale level
+ * for one request is harmless.  The health lives in the first zone
+ * (ngx_http_tollgate_health_attach()); before that, normal.
+ */
+
+extern ngx_http_tollgate_shctx_t  *ngx_http_tollgate_health_sh;
+
+static ngx_inline ngx_int_t
+ngx_http_tollgate_level(void)
+{
+    if (ngx_http_tollgate_health_sh == NULL) {
+        return TG_LEVEL_NORMAL;
+    }
+
+    return ngx_http_tollgate_health_sh->health.level;
 }
 
 

@@ -417,6 +417,75 @@ denied_requests_are_not_counted_as_demand(void **state)
 }
 
 
+/*
+ * The inline take decides its own cases exactly as tg_lease_take() and
+ * hands it every other untouched: over many states drawn around the
+ * boundaries (epoch just open or just over, denied or not, a balance
+ * just short of the cost, the low-water mark either side, a refill
+ * asked or not), both give the same decision and leave the same lease.
+ */
+static void
+the_inline_take_matches_the_full_one(void **state)
+{
+    int                  i, fast;
+    uint64_t             seed, cost_tokens;
+    tg_msec_t            now_ms;
+    tg_lease_t           a, b;
+    tg_lease_conf_t      lc;
+    tg_lease_decision_e  da, db;
+
+    (void) state;
+
+    seed = 7;
+    fast = 0;
+    tg_lease_conf_default(&lc);
+
+    for (i = 0; i < 200000; i++) {
+        now_ms = TG_T0_MS;
+        tg_lease_init(&a, &lc, now_ms - (tg_msec_t) tg_test_rand_in(&seed,
+                                                                 0, 250));
+        a.target_tokens = tg_test_rand_in(&seed, 0, 3) == 0
+                          ? tg_test_rand_in(&seed, 0, (uint64_t) 1 << 34)
+                          : tg_test_rand_in(&seed, 1, 2000);
+        a.balance_tokens = (int64_t) tg_test_rand_in(&seed, 0, 2100) - 50;
+        a.epoch_tokens = tg_test_rand_in(&seed, 0, 7) == 0
+                         ? (uint64_t) TG_MTOK_MAX
+                           - tg_test_rand_in(&seed, 0, 10)
+                         : tg_test_rand_in(&seed, 0, 100000);
+        a.demand_mtps = tg_test_rand_in(&seed, 0, 1000000);
+        a.refill_inflight = tg_test_rand_in(&seed, 0, 1);
+        a.denied_until_ms = tg_test_rand_in(&seed, 0, 5) == 0
+                            ? now_ms + (tg_msec_t) tg_test_rand_in(&seed,
+                                                                   0, 2)
+                              - 1
+                            : TG_MSEC_NEVER;
+        cost_tokens = tg_test_rand_in(&seed, 0, 15) == 0
+                      ? TG_TOKENS_MAX + tg_test_rand_in(&seed, 0, 1)
+                      : tg_test_rand_in(&seed, 1, 40);
+        b = a;
+
+        da = tg_lease_take(&a, &lc, cost_tokens, now_ms);
+        db = tg_lease_take_inline(&b, &lc, cost_tokens, now_ms);
+
+        assert_int_equal(da, db);
+        assert_int_equal(a.balance_tokens, b.balance_tokens);
+        assert_int_equal(a.target_tokens, b.target_tokens);
+        assert_int_equal(a.demand_mtps, b.demand_mtps);
+        assert_int_equal(a.epoch_ms, b.epoch_ms);
+        assert_int_equal(a.epoch_tokens, b.epoch_tokens);
+        assert_int_equal(a.denied_until_ms, b.denied_until_ms);
+        assert_int_equal(a.refill_inflight, b.refill_inflight);
+        assert_int_equal(a.steady_epochs, b.steady_epochs);
+        assert_int_equal(a.l2_plenty, b.l2_plenty);
+
+        fast += (da == TG_LEASE_HIT);
+    }
+
+    /* the draw reaches the inline case, and also the others */
+    assert_true(fast > 20000 && fast < 180000);
+}
+
+
 int
 main(void)
 {
@@ -469,6 +538,7 @@ main(void)
                 want_is_the_shortfall_capped_by_a_fair_share, &want_full),
         cmocka_unit_test(a_denied_lease_refuses_locally_until_the_given_time),
         cmocka_unit_test(denied_requests_are_not_counted_as_demand),
+        cmocka_unit_test(the_inline_take_matches_the_full_one),
     };
 
     return cmocka_run_group_tests_name("lease", tests, NULL, NULL);
