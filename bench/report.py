@@ -161,7 +161,11 @@ def counters(raw, v, run, instances, wrk_requests, zone_bytes):
         def s(name):
             return sum(metric_sum(t, name) for t in texts)
 
-        c["requests"] = s("tollgate_requests_total")
+        # decisions timed: tollgate_requests_total has series only for
+        # the applications still in the zone, which undercounts once it
+        # has evicted
+        c["requests"] = (s("tollgate_check_duration_seconds_count")
+                         or s("tollgate_requests_total"))
         c["l3_hits"] = s("tollgate_l3_hits_total")
         c["l3_misses"] = s("tollgate_l3_misses_total")
         if v.endswith("_redis"):
@@ -440,6 +444,8 @@ def record_history(results_dir, hit):
         "date_utc": hit["date_utc"],
         "added_ir_per_request": {
             v: ins[v]["added_ir_per_request"] for v in ins},
+        "added_aside_malloc_ir_per_request": {
+            v: ins[v].get("added_aside_malloc_ir_per_request") for v in ins},
         "handler_ir_per_request": {
             v: ins[v]["breakdown"]["entry_points"].get(
                 "ngx_http_tollgate_handler")
@@ -577,14 +583,17 @@ def history_table(results_dir):
     rows = []
     for h in history:
         a = h["added_ir_per_request"]
+        aside = h.get("added_aside_malloc_ir_per_request", {})
         rows.append((h["commit"], h["date_utc"],
                      fmt(a.get("tollgate"), "{:+,.0f}"),
                      fmt(h["handler_ir_per_request"].get("tollgate")),
                      fmt(a.get("tollgate_redis"), "{:+,.0f}"),
+                     fmt(aside.get("tollgate_redis"), "{:+,.0f}"),
                      fmt(a.get("limit_req"), "{:+,.0f}")))
     return table(["commit", "measured (UTC)", "`tollgate` added",
                   "its request handler (inclusive)", "`tollgate_redis` "
-                  "added", "`limit_req` added"], rows)
+                  "added", "the same, malloc and free aside",
+                  "`limit_req` added"], rows)
 
 
 def ratio(res, a, b):
