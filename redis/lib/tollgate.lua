@@ -16,6 +16,14 @@ local MTOK_MAX = 2 ^ 53
 local PRIORITY_MAX = 2
 local ELAPSED_MAX_MS = 86400000
 local USAGE_SLOTS = 10
+
+-- the pool's fields for usage slot i: S_FIELD[i], E_FIELD[i].  Written
+-- out, since 's' .. i formats i as a float ("%.14g"), some 2 000
+-- instructions each, 40 times an acquire.
+local S_FIELD = {[0] = 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7', 's8',
+                 's9'}
+local E_FIELD = {[0] = 'e0', 'e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8',
+                 'e9'}
 local WINDOW_MS_DEFAULT = 10000
 local RESERVED_PERMILLE_DEFAULT = 200
 local EMERGENCY_PERMILLE = 950
@@ -353,8 +361,8 @@ local function pool_load(key, cc, now)
 
     -- slots stamped with a period already out of the window count 0
     for i = 0, USAGE_SLOTS - 1 do
-        c.slot_mtok[i] = tonumber(h['s' .. i]) or 0
-        c.slot_epoch[i] = tonumber(h['e' .. i]) or epoch - USAGE_SLOTS
+        c.slot_mtok[i] = tonumber(h[S_FIELD[i]]) or 0
+        c.slot_epoch[i] = tonumber(h[E_FIELD[i]]) or epoch - USAGE_SLOTS
     end
 
     c.granted_total = tonumber(h.granted_total) or 0
@@ -371,9 +379,9 @@ local function pool_save(key, c)
     }
 
     for i = 0, USAGE_SLOTS - 1 do
-        table.insert(args, 's' .. i)
+        table.insert(args, S_FIELD[i])
         table.insert(args, c.slot_mtok[i])
-        table.insert(args, 'e' .. i)
+        table.insert(args, E_FIELD[i])
         table.insert(args, c.slot_epoch[i])
     end
 
