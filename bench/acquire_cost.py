@@ -11,7 +11,6 @@ Usage: bench/acquire_cost.py [CALLS]    (default 200)
 """
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -21,6 +20,9 @@ from pathlib import Path
 
 import redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import callgrind_total_ir  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000_000
 
@@ -29,15 +31,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def total_ir(path):
-    with open(path) as f:
-        for line in f:
-            m = re.match(r"(?:totals|summary):\s+(\d+)", line)
-            if m:
-                return int(m.group(1))
-    raise SystemExit("acquire_cost.py: no totals in %s" % path)
 
 
 def run(calls, out):
@@ -93,7 +86,8 @@ def main():
         run(calls, counted)
         print("acquire.lua: %.0f instructions per call in Redis "
               "(%d calls, callgrind)"
-              % ((total_ir(counted) - total_ir(base)) / calls, calls))
+              % ((callgrind_total_ir(counted) - callgrind_total_ir(base))
+                 / calls, calls))
 
 
 if __name__ == "__main__":
