@@ -240,7 +240,19 @@ def callgrind_total_ir(path):
     sys.exit("report.py: no totals in %s" % path)
 
 
+_COSTS = {}
+
+
 def callgrind_costs(path):
+    """callgrind_parse(path), read once per profile (the apps scenario's
+    are large); each caller gets copies it may change."""
+    if path not in _COSTS:
+        _COSTS[path] = callgrind_parse(path)
+    self_ir, call_ir = _COSTS[path]
+    return collections.Counter(self_ir), collections.Counter(call_ir)
+
+
+def callgrind_parse(path):
     """Self Ir per function and inclusive Ir per (caller, callee) pair,
     by function name, from a callgrind profile.
 

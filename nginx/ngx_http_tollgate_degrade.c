@@ -12,7 +12,7 @@
 #include "ngx_http_tollgate_module.h"
 
 
-ngx_http_tollgate_shctx_t  *ngx_http_tollgate_health_sh;
+ngx_http_tollgate_shctx_t         *ngx_http_tollgate_health_sh;
 static ngx_slab_pool_t            *ngx_http_tollgate_health_pool;
 
 

@@ -1071,8 +1071,6 @@ ngx_http_tollgate_cluster_node_locked(ngx_http_tollgate_zone_t *zone,
 }
 
 
-/* an application's node found again goes to the head of the LRU list */
-
 /*
  * A declared application's node, from this worker's pointer when the
  * zone has evicted nothing since the pointer was taken: only eviction
@@ -1110,9 +1108,9 @@ ngx_http_tollgate_node_cached(ngx_http_tollgate_zone_t *zone,
 
 
 /*
- * An application's node by its id, through this worker's cache of nodes
- * (ngx_http_tollgate_node_hit_locked() in the header) and, on a miss,
- * the zone's tree.
+ * An application's node by its id after a miss in this worker's cache of
+ * nodes (ngx_http_tollgate_node_hit_locked() in the header): found, or
+ * made, in the zone's tree, and kept in the cache's entry for the id.
  */
 
 ngx_http_tollgate_node_cache_t
@@ -1120,18 +1118,12 @@ ngx_http_tollgate_node_cache_t
 
 
 ngx_http_tollgate_node_t *
-ngx_http_tollgate_node_by_id_locked(ngx_http_tollgate_zone_t *zone,
+ngx_http_tollgate_node_fill_locked(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
     ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log)
 {
     ngx_http_tollgate_node_t        *tn;
     ngx_http_tollgate_node_cache_t  *e;
-
-    tn = ngx_http_tollgate_node_hit_locked(zone, cluster, app_id, app_key,
-                                           now_ms);
-    if (tn != NULL) {
-        return tn;
-    }
 
     e = &ngx_http_tollgate_node_cache[app_key % NGX_HTTP_TOLLGATE_NODE_CACHE];
 

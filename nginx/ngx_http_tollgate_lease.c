@@ -149,10 +149,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
             return NGX_HTTP_TOLLGATE_LEASE_INVALID;
         }
 
-        anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
-                                                    &ctx->app, ctx->app_key,
-                                                    now_ms,
-                                                    r->connection->log);
+        anode = ngx_http_tollgate_node_fill_locked(zone, ctx->cluster,
+                                                   &ctx->app, ctx->app_key,
+                                                   now_ms, r->connection->log);
     }
 
     if (cnode == NULL || anode == NULL) {

@@ -345,7 +345,7 @@ ngx_http_tollgate_node_t *ngx_http_tollgate_node_locked(
     ngx_str_t *app_id, ngx_uint_t app_hash, tg_app_conf_t *app_conf,
     tg_msec_t now_ms, ngx_log_t *log);
 
-ngx_http_tollgate_node_t *ngx_http_tollgate_node_by_id_locked(
+ngx_http_tollgate_node_t *ngx_http_tollgate_node_fill_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_cluster_t *cluster,
     ngx_str_t *app_id, ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log);
 ngx_int_t ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
@@ -582,6 +582,23 @@ ngx_http_tollgate_node_hit_locked(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_node_touch(zone, tn, now_ms);
 
     return tn;
+}
+
+
+/* an application's node by its id: the cache, else the zone's tree */
+
+static ngx_inline ngx_http_tollgate_node_t *
+ngx_http_tollgate_node_by_id_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_cluster_t *cluster, ngx_str_t *app_id,
+    ngx_uint_t app_key, tg_msec_t now_ms, ngx_log_t *log)
+{
+    ngx_http_tollgate_node_t  *tn;
+
+    tn = ngx_http_tollgate_node_hit_locked(zone, cluster, app_id, app_key,
+                                           now_ms);
+
+    return tn ? tn : ngx_http_tollgate_node_fill_locked(zone, cluster, app_id,
+                                                        app_key, now_ms, log);
 }
 
 
