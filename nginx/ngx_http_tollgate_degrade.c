@@ -45,10 +45,10 @@ ngx_http_tollgate_health_record(uint32_t latency_us, int outcome)
     mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                               ngx_http_tollgate_module);
 
-    ngx_shmtx_lock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_lock(&ngx_http_tollgate_health_pool->mutex);
     tg_health_record(&ngx_http_tollgate_health_sh->health, &mcf->health,
                      latency_us, outcome, (tg_msec_t) ngx_current_msec);
-    ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_unlock(&ngx_http_tollgate_health_pool->mutex);
 }
 
 
@@ -75,7 +75,7 @@ ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
 
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_lock(&ngx_http_tollgate_health_pool->mutex);
 
     ngx_http_tollgate_apply_force_locked(sh, now_ms);
 
@@ -84,7 +84,7 @@ ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
     if (!tg_health_evaluate(&sh->health, &mcf->health, (int) connected,
                             now_ms, &reason))
     {
-        ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
+        ngx_http_tollgate_unlock(&ngx_http_tollgate_health_pool->mutex);
         return;
     }
 
@@ -93,7 +93,7 @@ ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
     errors_permille = tg_health_error_permille(&sh->health, &mcf->health,
                                                now_ms);
 
-    ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_unlock(&ngx_http_tollgate_health_pool->mutex);
 
     log_level = (to > from) ? NGX_LOG_WARN : NGX_LOG_NOTICE;
 
@@ -152,7 +152,7 @@ ngx_http_tollgate_on_override(redisReply *reply, void *data)
         return;
     }
 
-    ngx_shmtx_lock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_lock(&ngx_http_tollgate_health_pool->mutex);
 
     sh->forced_all = reply->element[0]->type == REDIS_REPLY_STRING
                      ? ngx_http_tollgate_parse_level(
@@ -166,7 +166,7 @@ ngx_http_tollgate_on_override(redisReply *reply, void *data)
                                reply->element[1]->len)
                          : TG_LEVEL_AUTO;
 
-    ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_unlock(&ngx_http_tollgate_health_pool->mutex);
 }
 
 
@@ -371,7 +371,7 @@ ngx_http_tollgate_control_handler(ngx_http_request_t *r)
 
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_lock(&ngx_http_tollgate_health_pool->mutex);
 
     cv.value.data = p;
     cv.value.len = ngx_snprintf(p, len,
@@ -398,7 +398,7 @@ ngx_http_tollgate_control_handler(ngx_http_request_t *r)
                           ? "closed" : "local"))
                    - p;
 
-    ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_unlock(&ngx_http_tollgate_health_pool->mutex);
 
     return ngx_http_send_response(r, NGX_HTTP_OK, &type, &cv);
 }
@@ -424,10 +424,10 @@ ngx_http_tollgate_control_set(ngx_http_request_t *r,
 
     sh = ngx_http_tollgate_health_sh;
 
-    ngx_shmtx_lock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_lock(&ngx_http_tollgate_health_pool->mutex);
     sh->forced_local = (int8_t) level;
     ngx_http_tollgate_apply_force_locked(sh, (tg_msec_t) ngx_current_msec);
-    ngx_shmtx_unlock(&ngx_http_tollgate_health_pool->mutex);
+    ngx_http_tollgate_unlock(&ngx_http_tollgate_health_pool->mutex);
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "tollgate: gateway \"%V\" degradation %s%d by the local "

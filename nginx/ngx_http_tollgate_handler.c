@@ -236,7 +236,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     (void) clock_gettime(CLOCK_MONOTONIC, &start);
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     cnode = lcf->cluster->node_zone == zone
             ? lcf->cluster->node
@@ -254,7 +254,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
         zone->sh->fail_open++;
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
         /*
          * No state to decide on: admit rather than fail the request.
@@ -308,7 +308,7 @@ ngx_http_tollgate_handler(ngx_http_request_t *r)
 
     ngx_http_tollgate_observe(zone->sh, &start);
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     if (ctx->decision == NGX_HTTP_TOLLGATE_REJECTED) {
 
@@ -506,7 +506,7 @@ ngx_http_tollgate_settle(ngx_http_request_t *r, ngx_http_tollgate_ctx_t *ctx)
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     cnode = ngx_http_tollgate_node_locked(zone, ctx->cluster, NULL, 0, NULL,
                                           now_ms, r->connection->log);
@@ -521,7 +521,7 @@ ngx_http_tollgate_settle(ngx_http_request_t *r, ngx_http_tollgate_ctx_t *ctx)
         cnode->cost_tokens += delta_tokens;
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     return NGX_OK;
 }
@@ -621,9 +621,9 @@ ngx_http_tollgate_refuse(ngx_http_request_t *r,
 
     zone = lcf->shm_zone->data;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
     zone->sh->refused[decision]++;
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     switch (decision) {
 
@@ -879,6 +879,38 @@ ngx_http_tollgate_remaining(tg_cluster_t *c, ngx_http_tollgate_sapp_t *sapp,
     /* tokens already taken for the application's next requests count */
     return (level_mtok > 0 ? (uint64_t) level_mtok / TG_MTOK_PER_TOKEN : 0)
            + (layer != TG_LAYER_CLUSTER ? sapp->batch_tokens : 0);
+}
+
+
+/*
+ * Called by ngx_http_tollgate_unlock() after it freed the lock and saw
+ * workers asleep on it: takes one off the count of sleepers and posts
+ * the semaphore for it, as ngx_http_tollgate_unlock() would have done.
+ */
+
+void
+ngx_http_tollgate_wake_one(ngx_shmtx_t *mtx)
+{
+#if (NGX_HAVE_ATOMIC_OPS && NGX_HAVE_POSIX_SEM)
+
+    ngx_atomic_uint_t  sleepers;
+
+    do {
+        sleepers = *mtx->wait;
+
+        if ((ngx_atomic_int_t) sleepers <= 0) {
+            return;     /* another release woke the last one */
+        }
+
+    } while (!ngx_atomic_cmp_set(mtx->wait, sleepers, sleepers - 1));
+
+    if (sem_post(&mtx->sem) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "tollgate: sem_post() failed waking a worker "
+                      "waiting for the zone lock");
+    }
+
+#endif
 }
 
 

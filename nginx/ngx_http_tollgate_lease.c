@@ -130,7 +130,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     now_ms = (tg_msec_t) ngx_current_msec;
     sync_now = 0;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     cnode = ctx->cluster->node_zone == zone
             ? ctx->cluster->node
@@ -145,7 +145,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         /* not seen lately: the id is checked before it takes a node */
 
         if (ngx_http_tollgate_valid_id(&ctx->app) != NGX_OK) {
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+            ngx_http_tollgate_unlock(&zone->shpool->mutex);
             return NGX_HTTP_TOLLGATE_LEASE_INVALID;
         }
 
@@ -159,7 +159,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         /* the zone is full of applications that owe: admitted, counted */
 
         zone->sh->fail_open++;
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
         ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
         ctx->layer = TG_LAYER_LOCAL;
@@ -174,7 +174,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     }
 
     if (d->unknown && now_ms < d->unknown_until_ms) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
         return NGX_HTTP_TOLLGATE_LEASE_UNKNOWN;
     }
 
@@ -359,7 +359,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         ngx_http_tollgate_observe(zone->sh, &ctx->start);
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     /* usage is reported every 100 ms, or every 1000 operations */
 
@@ -436,7 +436,7 @@ ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     anode = ngx_http_tollgate_node_by_id_locked(zone, ctx->cluster,
                                                 &ctx->app, ctx->app_key,
@@ -453,7 +453,7 @@ ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
         anode->cost_tokens += delta_tokens;
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     return NGX_OK;
 }

@@ -383,6 +383,7 @@ ngx_table_elt_t *ngx_http_tollgate_find_header(ngx_http_request_t *r,
     char *name);
 
 ngx_int_t ngx_http_tollgate_handler(ngx_http_request_t *r);
+void ngx_http_tollgate_wake_one(ngx_shmtx_t *mtx);
 ngx_int_t ngx_http_tollgate_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tollgate_settle(ngx_http_request_t *r,
     ngx_http_tollgate_ctx_t *ctx);
@@ -396,6 +397,59 @@ ngx_http_tollgate_app_t *ngx_http_tollgate_find_app(
 ngx_int_t ngx_http_tollgate_valid_id(ngx_str_t *id);
 ngx_http_tollgate_cluster_t *ngx_http_tollgate_find_cluster(
     ngx_http_tollgate_main_conf_t *mcf, ngx_str_t *id);
+
+
+/*
+ * The zone lock.  Every request takes it once, and nginx's own lock and
+ * unlock are calls into the binary that cost about 55 instructions
+ * together even when nobody else holds it; the uncontended case is
+ * decided here inline, on the same lock word with the same protocol
+ * (the holder's pid), so that both can be mixed and the master still
+ * frees the lock of a worker that died holding it.  A busy lock is left
+ * to ngx_shmtx_lock(), which spins and then sleeps on the semaphore; a
+ * release that finds sleepers wakes one (ngx_http_tollgate_wake_one).
+ */
+
+static ngx_inline void
+ngx_http_tollgate_lock(ngx_shmtx_t *mtx)
+{
+#if (NGX_HAVE_ATOMIC_OPS)
+
+    if (*mtx->lock == 0 && ngx_atomic_cmp_set(mtx->lock, 0, ngx_pid)) {
+        return;
+    }
+
+#endif
+
+    ngx_shmtx_lock(mtx);
+}
+
+
+static ngx_inline void
+ngx_http_tollgate_unlock(ngx_shmtx_t *mtx)
+{
+#if (NGX_HAVE_ATOMIC_OPS)
+
+    if (!ngx_atomic_cmp_set(mtx->lock, ngx_pid, 0)) {
+        return;
+    }
+
+#if (NGX_HAVE_POSIX_SEM)
+
+    /* the lock word is free before the sleepers are counted, see above */
+
+    if (mtx->semaphore && (ngx_atomic_int_t) *mtx->wait > 0) {
+        ngx_http_tollgate_wake_one(mtx);
+    }
+
+#endif
+
+#else
+
+    ngx_shmtx_unlock(mtx);
+
+#endif
+}
 
 
 /*

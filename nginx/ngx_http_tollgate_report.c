@@ -107,13 +107,13 @@ ngx_http_tollgate_report_handler(ngx_http_request_t *r)
     for (i = 0; i < out.mcf->zones.nelts; i++) {
         zone = zones[i]->data;
 
-        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_tollgate_lock(&zone->shpool->mutex);
 
         ngx_http_tollgate_declared_locked(&out, zone, r->connection->log);
 
         size += (zone->sh->apps + zone->sh->clusters + 1)
                 * NGX_HTTP_TOLLGATE_NODE_TEXT;
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -178,7 +178,7 @@ ngx_http_tollgate_status(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
     for (i = 0; i < out->mcf->zones.nelts; i++) {
         zone = zones[i]->data;
 
-        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_tollgate_lock(&zone->shpool->mutex);
 
         out->pos = ngx_slprintf(out->pos, out->last,
                                 "%s{\"name\":\"%V\",\"app_count\":%ui,"
@@ -202,7 +202,7 @@ ngx_http_tollgate_status(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
         ngx_http_tollgate_walk_locked(out, zone, 0,
                                       ngx_http_tollgate_json_app);
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
         out->pos = ngx_slprintf(out->pos, out->last, "]}");
     }
@@ -419,7 +419,7 @@ ngx_http_tollgate_metrics(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
         for (z = 0; z < out->mcf->zones.nelts; z++) {
             zone = zones[z]->data;
 
-            ngx_shmtx_lock(&zone->shpool->mutex);
+            ngx_http_tollgate_lock(&zone->shpool->mutex);
 
             if (family == 0) {
                 for (i = 0; i < NGX_HTTP_TOLLGATE_DECISIONS; i++) {
@@ -440,7 +440,7 @@ ngx_http_tollgate_metrics(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
 
             ngx_http_tollgate_walk_locked(out, zone, 0, per_app[family]);
 
-            ngx_shmtx_unlock(&zone->shpool->mutex);
+            ngx_http_tollgate_unlock(&zone->shpool->mutex);
         }
 
         if (family == 0) {
@@ -465,10 +465,10 @@ ngx_http_tollgate_metrics(ngx_http_request_t *r, ngx_http_tollgate_out_t *out)
     for (z = 0; z < out->mcf->zones.nelts; z++) {
         zone = zones[z]->data;
 
-        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_tollgate_lock(&zone->shpool->mutex);
         ngx_http_tollgate_walk_locked(out, zone, 1,
                                       ngx_http_tollgate_prom_cluster);
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
     }
 
     out->pos = ngx_slprintf(out->pos, out->last,

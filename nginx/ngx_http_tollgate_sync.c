@@ -293,12 +293,12 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     if (now_ms < zone->sh->next_sync_ms
         && zone->sh->ops_since_sync < NGX_HTTP_TOLLGATE_OPS_MAX)
     {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
         return;
     }
 
@@ -338,7 +338,7 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
 
     n = ngx_http_tollgate_collect_locked(mcf, zone, usage, reports);
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     ngx_http_tollgate_health_evaluate(mcf, ngx_http_tollgate_connected(mcf));
 
@@ -534,12 +534,12 @@ ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
     ngx_http_tollgate_node_t  *cnode;
     u_char                     key[NGX_HTTP_TOLLGATE_KEY_LEN];
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     cnode = ngx_http_tollgate_cluster_node_locked(zone, cluster, now_ms,
                                                   ngx_cycle->log);
     if (cnode == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
         return;
     }
 
@@ -550,14 +550,14 @@ ngx_http_tollgate_heartbeat(ngx_http_tollgate_main_conf_t *mcf,
             zone->sh->next_heartbeat_ms = due_ms;
         }
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
         return;
     }
 
     cnode->u.dcluster.beat_ms = now_ms;
     ngx_http_tollgate_beat_locked(mcf, zone, cluster, &beat);
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     call = ngx_http_tollgate_call_create(mcf, zone, cluster, NULL);
     if (call == NULL) {
@@ -754,7 +754,7 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
 
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
 
     cnode = ngx_http_tollgate_cluster_node_locked(zone, cluster, now_ms,
                                                   ngx_cycle->log);
@@ -768,7 +768,7 @@ ngx_http_tollgate_acquire(ngx_http_tollgate_zone_t *zone,
         call->beat = 1;
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
     ngx_http_tollgate_key(&argv[0], keys[0], cluster, "cluster", NULL);
     ngx_http_tollgate_key(&argv[1], keys[1], cluster, "app:", app_id);
@@ -833,7 +833,7 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
 
     now_ms = (tg_msec_t) ngx_current_msec;
 
-    ngx_shmtx_lock(&call->zone->shpool->mutex);
+    ngx_http_tollgate_lock(&call->zone->shpool->mutex);
 
     cnode = ngx_http_tollgate_call_node_locked(call, 1);
     anode = ngx_http_tollgate_call_node_locked(call, 0);
@@ -873,7 +873,7 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
          */
 
         d->lease.refill_inflight = 0;
-        ngx_shmtx_unlock(&call->zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&call->zone->shpool->mutex);
 
         /* at most twice a second: a seed writes every declared app */
 
@@ -989,7 +989,7 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
 
 done:
 
-    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&call->zone->shpool->mutex);
     ngx_free(call);
 }
 
@@ -1003,7 +1003,7 @@ ngx_http_tollgate_on_report(redisReply *reply, void *data)
 
     call = data;
 
-    ngx_shmtx_lock(&call->zone->shpool->mutex);
+    ngx_http_tollgate_lock(&call->zone->shpool->mutex);
 
     cnode = ngx_http_tollgate_call_node_locked(call, 1);
     anode = ngx_http_tollgate_call_node_locked(call, 0);
@@ -1031,7 +1031,7 @@ ngx_http_tollgate_on_report(redisReply *reply, void *data)
         }
     }
 
-    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&call->zone->shpool->mutex);
     ngx_free(call);
 }
 
@@ -1053,7 +1053,7 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
         return;
     }
 
-    ngx_shmtx_lock(&call->zone->shpool->mutex);
+    ngx_http_tollgate_lock(&call->zone->shpool->mutex);
 
     cnode = ngx_http_tollgate_call_node_locked(call, 1);
 
@@ -1061,7 +1061,7 @@ ngx_http_tollgate_on_heartbeat(redisReply *reply, void *data)
         ngx_http_tollgate_beat_seen_locked(call, cnode, reply, 0);
     }
 
-    ngx_shmtx_unlock(&call->zone->shpool->mutex);
+    ngx_http_tollgate_unlock(&call->zone->shpool->mutex);
     ngx_free(call);
 }
 
@@ -1180,7 +1180,7 @@ ngx_http_tollgate_on_config(u_char *cluster_id, size_t len)
     for (i = 0; i < mcf->zones.nelts; i++) {
         zone = zones[i]->data;
 
-        ngx_shmtx_lock(&zone->shpool->mutex);
+        ngx_http_tollgate_lock(&zone->shpool->mutex);
 
         if (global) {
             zone->sh->next_override_ms = 0;
@@ -1198,7 +1198,7 @@ ngx_http_tollgate_on_config(u_char *cluster_id, size_t len)
 
         zone->sh->next_sync_ms = 0;
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
     }
 
     ngx_http_tollgate_sync_soon();
@@ -1247,14 +1247,14 @@ ngx_http_tollgate_on_capacity(redisReply *reply, void *data)
         n = ngx_atoi((u_char *) reply->str, reply->len);
 
         if (n != NGX_ERROR) {
-            ngx_shmtx_lock(&call->zone->shpool->mutex);
+            ngx_http_tollgate_lock(&call->zone->shpool->mutex);
 
             cnode = ngx_http_tollgate_call_node_locked(call, 1);
             if (cnode != NULL) {
                 cnode->u.dcluster.capacity_tps = (uint64_t) n;
             }
 
-            ngx_shmtx_unlock(&call->zone->shpool->mutex);
+            ngx_http_tollgate_unlock(&call->zone->shpool->mutex);
         }
     }
 
