@@ -257,6 +257,17 @@ uint64_t tg_repay(tg_app_t *a, const tg_app_conf_t *ac, uint64_t tokens,
 #define TG_LEASE_EPOCH_MS               100
 
 /*
+ * A lease with no estimate of demand yet (new, or idle until the
+ * estimate faded to 0) closes its epoch early, once TG_LEASE_COLD_MIN_MS
+ * have passed and it has taken TG_LEASE_COLD_TARGETS times its target:
+ * a busy application would otherwise refill at the minimum target, a
+ * few requests per Redis call, for a whole epoch, and every application
+ * at once after a restart.
+ */
+#define TG_LEASE_COLD_MIN_MS            10
+#define TG_LEASE_COLD_TARGETS           4
+
+/*
  * A horizon stretches one more time for each TG_LEASE_STEADY_EPOCHS in a
  * row whose demand stayed within a quarter of the estimate, and only
  * while what L2 has left per live gateway covers TG_LEASE_PLENTY_TARGETS
@@ -313,8 +324,8 @@ tg_lease_decision_e tg_lease_take(tg_lease_t *l, const tg_lease_conf_t *lc,
 
 /*
  * tg_lease_take() inline, for a request path that calls it per request:
- * its most common case (the demand epoch still open, no refusal in
- * force, a balance that pays the cost and stays above the low-water
+ * its most common case (the demand epoch still open, an estimate of
+ * demand made, no refusal in force, a balance that pays the cost and stays above the low-water
  * mark, or a refill already asked) is decided here, with the same
  * effects; any other case is left to tg_lease_take() before anything
  * has changed.
@@ -326,6 +337,7 @@ tg_lease_take_inline(tg_lease_t *l, const tg_lease_conf_t *lc,
     int64_t  left_tokens;
 
     if (now_ms < l->epoch_ms || now_ms - l->epoch_ms >= TG_LEASE_EPOCH_MS
+        || l->demand_mtps == 0
         || now_ms < l->denied_until_ms
         || cost_tokens > TG_TOKENS_MAX
         || l->balance_tokens < (int64_t) cost_tokens

@@ -174,9 +174,10 @@ tg_lease_l2_left(tg_lease_t *l, const tg_lease_conf_t *lc,
 
 
 /*
- * Closes the demand epoch once TG_LEASE_EPOCH_MS has passed, and moves
- * the target toward horizon_ms of the demand seen, stretched while
- * demand is steady and L2 has plenty.
+ * Closes the demand epoch once TG_LEASE_EPOCH_MS has passed (sooner for
+ * a lease with no estimate yet, see tg_core.h), and moves the target
+ * toward horizon_ms of the demand seen, stretched while demand is steady
+ * and L2 has plenty.
  */
 
 static void
@@ -194,6 +195,24 @@ tg_lease_sample(tg_lease_t *l, const tg_lease_conf_t *lc, tg_msec_t now_ms)
     elapsed_ms = now_ms - l->epoch_ms;
 
     if (elapsed_ms < TG_LEASE_EPOCH_MS) {
+
+        /* no estimate yet, and demand already well past the target */
+
+        if (l->demand_mtps == 0 && elapsed_ms >= TG_LEASE_COLD_MIN_MS
+            && l->epoch_tokens >= tg_mul_sat(l->target_tokens,
+                                             TG_LEASE_COLD_TARGETS,
+                                             UINT64_MAX))
+        {
+            l->demand_mtps = tg_mul_sat(l->epoch_tokens, 1000 * 1000,
+                                        (uint64_t) TG_MTOK_MAX)
+                             / (uint64_t) elapsed_ms;
+            l->epoch_ms = now_ms;
+            l->epoch_tokens = 0;
+            l->steady_epochs = 0;
+            l->target_tokens = tg_lease_target_clamp(lc,
+                                                     tg_lease_base(l, lc));
+        }
+
         return;
     }
 
@@ -202,9 +221,10 @@ tg_lease_sample(tg_lease_t *l, const tg_lease_conf_t *lc, tg_msec_t now_ms)
                              1000 * 1000 / TG_LEASE_EPOCH_MS,
                              (uint64_t) TG_MTOK_MAX);
 
-    /* new sample weighs 1/4 */
+    /* a new sample weighs 1/4; with no estimate yet, it is the estimate */
     before_mtps = l->demand_mtps;
-    l->demand_mtps = (3 * before_mtps + sample_mtps) / 4;
+    l->demand_mtps = before_mtps == 0 ? sample_mtps
+                                      : (3 * before_mtps + sample_mtps) / 4;
 
     /* every later whole epoch passed with no demand: a sample of 0 each */
     idle_epochs = (uint64_t) (elapsed_ms / TG_LEASE_EPOCH_MS) - 1;

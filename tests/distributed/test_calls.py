@@ -269,3 +269,34 @@ def test_a_redis_that_forgot_the_scripts_is_sent_their_text(redis_servers,
         5, "Redis granted nothing after SCRIPT FLUSH")
     assert rc.info("commandstats").get("cmdstat_evalsha", {}).get(
         "failed_calls", 0) >= 1
+
+
+COLD_REQUESTS = 600
+COLD_ACQUIRES_MAX = 25
+
+
+def test_a_new_application_at_full_speed_reaches_its_lease_size_at_once(
+        redis_servers, gateway):
+    """A lease starts at the minimum target (16 tokens, 8 GETs) and had
+    to wait for the end of its first 100 ms epoch, then for a demand
+    estimate that moved a quarter of the way per epoch, before it held
+    the horizon's worth: a busy application refilled every few requests
+    for most of a second (67 to 79 acquires in its first 600 requests
+    from this test's client, in three runs), and every application at
+    once after a restart.  A lease with no estimate now closes its first
+    epoch as soon as it took four targets (after 10 ms at least) and
+    takes that sample whole: 7 acquires."""
+    r, rc = redis_servers.single(c1=10_000_000)
+    put_app(rc, "c1", "fresh", 1_000_000)
+    gw, = tgdist.start_gateways(gateway, 1, r.addr)
+
+    # the cluster is seeded and the connection answers: one request
+    assert gw.request("GET", "/obj/1k", app="other").status in (200, 403)
+    before = calls(gw, "acquire")
+
+    statuses = [gw.request("GET", "/obj/1k", app="fresh").status
+                for _ in range(COLD_REQUESTS)]
+
+    assert statuses.count(200) == COLD_REQUESTS, set(statuses)
+    spent = calls(gw, "acquire") - before
+    assert 1 <= spent <= COLD_ACQUIRES_MAX, spent

@@ -121,6 +121,29 @@ the_low_water_mark_signals_a_refill_once(void **state)
 
 
 static void
+a_first_epoch_of_demand_is_taken_whole(void **state)
+{
+    tg_lease_fixture_t  f;
+
+    (void) state;
+
+    setup(&f);
+    tg_lease_granted(&f.l, 1000, f.now_ms);
+
+    /* 60 tokens in the first 100 ms, under 4 targets: 600 tokens/s */
+    take(&f, 59);
+    f.now_ms += 99;
+    take(&f, 1);
+    assert_int_equal(f.l.demand_mtps, 0);
+
+    f.now_ms += 1;
+    take(&f, 1);
+    assert_int_equal(f.l.demand_mtps, 600000);
+    assert_int_equal(f.l.target_tokens, 600000 * 200 / 1000 / 1000);
+}
+
+
+static void
 an_epoch_of_demand_moves_the_target_a_quarter_of_the_way(void **state)
 {
     tg_lease_fixture_t  f;
@@ -130,16 +153,75 @@ an_epoch_of_demand_moves_the_target_a_quarter_of_the_way(void **state)
     setup(&f);
     tg_lease_granted(&f.l, 1000, f.now_ms);
 
-    /* 101 tokens in the first 100 ms: 1010 tokens/s, 1 010 000 mtok/s */
+    /* an estimate of 600 tokens/s, as above */
+    take(&f, 60);
+    f.now_ms += 100;
+    take(&f, 1);
+    assert_int_equal(f.l.demand_mtps, 600000);
+
+    /* then 101 tokens in the next 100 ms: 1010 tokens/s */
     take(&f, 100);
-    f.now_ms += 99;
+    f.now_ms += 100;
+    take(&f, 1);
+    assert_int_equal(f.l.demand_mtps, (3 * 600000 + 1010000) / 4);
+    assert_int_equal(f.l.target_tokens,
+                     (3 * 600000 + 1010000) / 4 * 200 / 1000 / 1000);
+}
+
+
+/*
+ * A busy application with no estimate yet would refill every few
+ * requests at the minimum target for a whole epoch: its first epoch
+ * closes as soon as it took 4 targets, if 10 ms have passed.
+ */
+static void
+a_cold_lease_closes_its_first_epoch_early(void **state)
+{
+    tg_lease_fixture_t  f;
+
+    (void) state;
+
+    setup(&f);
+    tg_lease_granted(&f.l, 10000, f.now_ms);
+
+    /* 4 targets (64 tokens) taken, but only 9 ms passed: nothing yet */
+    take(&f, 64);
+    f.now_ms += 9;
     take(&f, 1);
     assert_int_equal(f.l.demand_mtps, 0);
+    assert_int_equal(f.l.target_tokens, 16);
 
+    /* 10 ms with 65 tokens: 6500 tokens/s, 1300 tokens in 200 ms */
     f.now_ms += 1;
     take(&f, 1);
-    assert_int_equal(f.l.demand_mtps, 1010000 / 4);
-    assert_int_equal(f.l.target_tokens, 1010000 / 4 * 200 / 1000 / 1000);
+    assert_int_equal(f.l.demand_mtps, 6500000);
+    assert_int_equal(f.l.target_tokens, 1300);
+    assert_int_equal(f.l.epoch_ms, f.now_ms);
+    assert_int_equal(f.l.epoch_tokens, 1);      /* the take that closed it */
+
+    /* an estimate made, later epochs last their full 100 ms */
+    take(&f, 5000);
+    f.now_ms += 50;
+    take(&f, 1);
+    assert_int_equal(f.l.demand_mtps, 6500000);
+}
+
+
+static void
+a_cold_lease_below_four_targets_keeps_its_epoch(void **state)
+{
+    tg_lease_fixture_t  f;
+
+    (void) state;
+
+    setup(&f);
+    tg_lease_granted(&f.l, 10000, f.now_ms);
+
+    take(&f, 62);
+    f.now_ms += 50;
+    take(&f, 1);
+    assert_int_equal(f.l.demand_mtps, 0);
+    assert_int_equal(f.l.target_tokens, 16);
 }
 
 
@@ -494,7 +576,11 @@ main(void)
         cmocka_unit_test(a_miss_leaves_the_balance_and_marks_a_refill),
         cmocka_unit_test(the_low_water_mark_signals_a_refill_once),
         cmocka_unit_test(
+            a_first_epoch_of_demand_is_taken_whole),
+        cmocka_unit_test(
             an_epoch_of_demand_moves_the_target_a_quarter_of_the_way),
+        cmocka_unit_test(a_cold_lease_closes_its_first_epoch_early),
+        cmocka_unit_test(a_cold_lease_below_four_targets_keeps_its_epoch),
         cmocka_unit_test(the_target_follows_steady_demand_up_and_down),
         cmocka_unit_test(the_target_stays_within_min_and_max),
         cmocka_unit_test(
