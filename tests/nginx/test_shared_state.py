@@ -42,6 +42,40 @@ def test_both_workers_draw_on_one_quota(gateway):
         "one worker decided everything: the test proves nothing"
 
 
+def test_two_workers_contending_for_the_zone_lose_no_count(gateway):
+    """The zone lock is taken inline when free and left to nginx when
+    busy; both must exclude each other.  Two workers deciding for one
+    application from 16 connections at once: every decision counted,
+    once, in the application's counters and in the check histogram (a
+    lost update, or a worker left asleep on the lock, fails this)."""
+    gw = gateway(http="""
+        tollgate_cluster_capacity c1 capacity=100000000 reserved=0.2;
+        tollgate_app busy guaranteed=10000000 burst=10000000;
+    """)
+    statuses = []
+    pids = set()
+
+    def hammer(_):
+        with gw.client() as c:
+            for _ in range(300):
+                r = c.request("GET", "/obj/1k", app="busy")
+                statuses.append(r.status)
+                pids.add(gw.entry(r)["pid"])
+
+    before = gw.metrics().value("tollgate_check_duration_seconds_count")
+    run_threads(16, hammer)
+
+    assert len(statuses) == 16 * 300 and set(statuses) == {200}
+    assert len(pids) == 2, "one worker decided everything"
+    m = gw.metrics()
+    assert m.value("tollgate_requests_total", app="busy",
+                   decision="allowed") == len(statuses)
+    assert m.value("tollgate_cost_total", app="busy") == \
+        GET_COST * len(statuses)
+    assert m.value("tollgate_check_duration_seconds_count") - before == \
+        len(statuses)
+
+
 def test_requests_are_answered_and_counted_through_reloads(gateway):
     gw = gateway()
     statuses = []
