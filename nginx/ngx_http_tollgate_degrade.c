@@ -214,12 +214,14 @@ ngx_http_tollgate_parse_level(u_char *data, size_t len)
 
 ngx_int_t
 ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
-    ngx_http_tollgate_node_t *cnode, ngx_http_tollgate_dapp_t *d,
-    uint64_t cost_tokens, tg_msec_t now_ms, tg_grant_t *grant)
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_node_t *cnode,
+    ngx_http_tollgate_dapp_t *d, uint64_t cost_tokens, tg_msec_t now_ms,
+    tg_grant_t *grant)
 {
     uint32_t                       live;
     tg_app_conf_t                  ac;
     tg_cluster_conf_t              cc;
+    ngx_http_tollgate_dextra_t    *x;
     ngx_http_tollgate_dcluster_t  *dc;
 
     dc = &cnode->u.dcluster;
@@ -258,9 +260,21 @@ ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
     cc.reserved_permille = 0;
     cc.emergency_permille = 0;
 
-    if (!d->local_ready) {
-        tg_app_init(&d->local, &ac, now_ms);
-        d->local_ready = 1;
+    /* the share's buckets are kept apart, made when first needed */
+
+    x = ngx_http_tollgate_dextra_get_locked(zone, d);
+
+    if (x == NULL) {
+        /* the zone has no room for them: admitted undecided, counted */
+        zone->sh->fail_open++;
+        grant->granted_tokens = cost_tokens;
+        grant->layer = TG_LAYER_LOCAL;
+        return NGX_OK;
+    }
+
+    if (!x->local_ready) {
+        tg_app_init(&x->local, &ac, now_ms);
+        x->local_ready = 1;
     }
 
     if (!dc->local_ready) {
@@ -278,7 +292,7 @@ ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
         return NGX_OK;
     }
 
-    return tg_acquire(&dc->local, &cc, &d->local, &ac, cost_tokens,
+    return tg_acquire(&dc->local, &cc, &x->local, &ac, cost_tokens,
                       cost_tokens, now_ms, grant) == TG_OK
            ? NGX_OK : NGX_ERROR;
 }

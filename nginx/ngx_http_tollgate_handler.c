@@ -1235,7 +1235,7 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
                 ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
             }
 
-            tn->last_ms = (ngx_msec_t) now_ms;
+            tn->last_ms = (uint32_t) now_ms;
             return tn;
         }
 
@@ -1301,7 +1301,7 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
     tn->is_cluster = probe.is_cluster;
     tn->cluster_len = probe.cluster_len;
     tn->app_len = probe.app_len;
-    tn->last_ms = (ngx_msec_t) now_ms;
+    tn->last_ms = (uint32_t) now_ms;
     tn->cost_tokens = 0;
 
     ngx_memcpy(tn->key, cluster->id.data, cluster->id.len);
@@ -1344,11 +1344,12 @@ static ngx_uint_t
 ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
     tg_msec_t now_ms, ngx_log_t *log)
 {
-    ngx_uint_t                 n, scanned;
-    ngx_queue_t               *q, *prev;
-    ngx_rbtree_node_t         *node;
-    ngx_http_tollgate_dapp_t  *d;
-    ngx_http_tollgate_node_t  *tn;
+    ngx_uint_t                   n, scanned;
+    ngx_queue_t                 *q, *prev;
+    ngx_rbtree_node_t           *node;
+    ngx_http_tollgate_dapp_t    *d;
+    ngx_http_tollgate_node_t    *tn;
+    ngx_http_tollgate_dextra_t  *x;
 
     if (zone->no_evict) {
         return 0;
@@ -1384,10 +1385,16 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
              * and a call in flight would come back to a stranger.
              */
 
+            x = ngx_http_tollgate_dextra(zone, d);
+
             if (d->lease.refill_inflight || d->reporting || d->debt_tokens
-                || d->report_debt)
+                || (x != NULL && x->report_debt))
             {
                 continue;
+            }
+
+            if (x != NULL) {
+                ngx_slab_free_locked(zone->shpool, x);
             }
 
         } else if (tn->u.sapp.app.debt_mtok > 0) {
@@ -1459,6 +1466,54 @@ ngx_http_tollgate_record_free(ngx_http_tollgate_zone_t *zone, void *record)
 {
     *(void **) record = zone->sh->free_records;
     zone->sh->free_records = record;
+}
+
+
+/*
+ * An application's extra record (module.h), made when first needed;
+ * NULL when the zone has no room for it.
+ */
+
+ngx_http_tollgate_dextra_t *
+ngx_http_tollgate_dextra_get_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_dapp_t *d)
+{
+    ngx_http_tollgate_dextra_t  *x;
+
+    if (d->extra) {
+        return ngx_http_tollgate_dextra(zone, d);
+    }
+
+    x = ngx_slab_calloc_locked(zone->shpool,
+                               sizeof(ngx_http_tollgate_dextra_t));
+    if (x == NULL) {
+        return NULL;
+    }
+
+    d->extra = (uint32_t) (((u_char *) x - (u_char *) zone->shpool) >> 3);
+
+    return x;
+}
+
+
+/* frees the extra record once nothing in it is needed */
+
+void
+ngx_http_tollgate_dextra_release_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_dapp_t *d)
+{
+    ngx_http_tollgate_dextra_t  *x;
+
+    x = ngx_http_tollgate_dextra(zone, d);
+
+    if (x == NULL || x->local_ready || x->report_used || x->report_returned
+        || x->report_debt)
+    {
+        return;
+    }
+
+    ngx_slab_free_locked(zone->shpool, x);
+    d->extra = 0;
 }
 
 

@@ -183,7 +183,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     if (!ctx->waiting) {
         body_bytes = ngx_http_tollgate_body_bytes(r, lcf, ctx);
 
-        ctx->profile = d->cost_known ? &d->cost : &lcf->cost;
+        ctx->profile = ngx_http_tollgate_dapp_cost(mcf, d, &lcf->cost);
         ctx->charged_bytes = body_bytes;
         ctx->cost_tokens = tg_cost_tokens(ctx->profile,
                                           (uint64_t) body_bytes);
@@ -196,7 +196,10 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     stale_ms = (tg_msec_t) (2 * mcf->redis.timeout_ms
                             + mcf->redis.connect_timeout_ms);
 
-    if (was_inflight && now_ms - d->inflight_since_ms > stale_ms) {
+    if (was_inflight
+        && (uint32_t) ((uint32_t) now_ms - d->inflight_since_ms)
+           > (uint64_t) stale_ms)
+    {
         lease->refill_inflight = 0;
         was_inflight = 0;
     }
@@ -274,7 +277,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     }
 
     if (local) {
-        (void) ngx_http_tollgate_local_locked(mcf, cnode, d,
+        (void) ngx_http_tollgate_local_locked(mcf, zone, cnode, d,
                                               ctx->cost_tokens, now_ms,
                                               grant);
 
@@ -291,8 +294,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     }
 
     if (rc == NGX_HTTP_TOLLGATE_LEASE_ALLOW) {
-        d->used_tokens += ctx->cost_tokens;
-        d->last_take_ms = now_ms;
+        d->used_tokens = ngx_http_tollgate_add32(d->used_tokens,
+                                                 ctx->cost_tokens);
+        d->last_take_ms = (uint32_t) now_ms;
         anode->requests[NGX_HTTP_TOLLGATE_ALLOWED]++;
         anode->cost_tokens += ctx->cost_tokens;
 
@@ -344,7 +348,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
                                           cnode->u.dcluster.live_gateways),
                             *min);
 
-            d->inflight_since_ms = now_ms;
+            d->inflight_since_ms = (uint32_t) now_ms;
 
         } else {
             lease->refill_inflight = 0;
@@ -444,7 +448,9 @@ ngx_http_tollgate_lease_settle(ngx_http_request_t *r,
 
     if (anode != NULL) {
         if (delta_tokens > 0) {
-            anode->u.dapp.debt_tokens += (uint64_t) delta_tokens;
+            anode->u.dapp.debt_tokens = ngx_http_tollgate_add32(
+                                            anode->u.dapp.debt_tokens,
+                                            (uint64_t) delta_tokens);
 
         } else {
             anode->u.dapp.lease.balance_tokens += -delta_tokens;

@@ -17,6 +17,8 @@ static void *ngx_http_tollgate_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf);
 static ngx_int_t ngx_http_tollgate_app_table(ngx_conf_t *cf,
     ngx_http_tollgate_main_conf_t *mcf);
+static ngx_int_t ngx_http_tollgate_profile_table(ngx_conf_t *cf,
+    ngx_http_tollgate_main_conf_t *mcf);
 static ngx_int_t ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
     ngx_http_tollgate_main_conf_t *mcf);
 static void *ngx_http_tollgate_create_loc_conf(ngx_conf_t *cf);
@@ -376,6 +378,7 @@ ngx_http_tollgate_create_main_conf(ngx_conf_t *cf)
 
     p->name = ngx_http_tollgate_standard;
     tg_cost_profile_default(&p->cost);
+    tg_cost_profile_default(&mcf->default_cost);
 
     mcf->fail_mode = NGX_CONF_UNSET_UINT;
 
@@ -424,7 +427,9 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
         app[i].batch_tokens = ngx_http_tollgate_batch(app[i].conf.burst_tps);
     }
 
-    if (ngx_http_tollgate_app_table(cf, mcf) != NGX_OK) {
+    if (ngx_http_tollgate_app_table(cf, mcf) != NGX_OK
+        || ngx_http_tollgate_profile_table(cf, mcf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -433,6 +438,52 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Fills the table of cost profiles by key (module.h).  Two names with
+ * the same key could not be told apart in the zone: refused.
+ */
+
+static ngx_int_t
+ngx_http_tollgate_profile_table(ngx_conf_t *cf,
+    ngx_http_tollgate_main_conf_t *mcf)
+{
+    ngx_uint_t                     i, j, size;
+    ngx_http_tollgate_profile_t   *p, *other;
+
+    for (size = 8; size < 2 * mcf->profiles.nelts; size *= 2) { /* void */ }
+
+    mcf->profile_slots = ngx_pcalloc(cf->pool, size * sizeof(void *));
+    if (mcf->profile_slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->profile_mask = size - 1;
+    p = mcf->profiles.elts;
+
+    for (i = 0; i < mcf->profiles.nelts; i++) {
+        p[i].key = ngx_http_tollgate_profile_key(&p[i].name);
+
+        for (j = p[i].key & mcf->profile_mask;
+             (other = mcf->profile_slots[j]) != NULL;
+             j = (j + 1) & mcf->profile_mask)
+        {
+            if (other->key == p[i].key) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "cost profiles \"%V\" and \"%V\" have "
+                                   "the same 16-bit key, which the zone "
+                                   "records name them by: rename one",
+                                   &other->name, &p[i].name);
+                return NGX_ERROR;
+            }
+        }
+
+        mcf->profile_slots[j] = &p[i];
+    }
+
+    return NGX_OK;
 }
 
 
@@ -781,6 +832,14 @@ ngx_http_tollgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (size < (ssize_t) (8 * ngx_pagesize)) {
         ngx_http_tollgate_bad_value(cf, cmd, &value[1],
                                     "the zone is too small");
+        return NGX_CONF_ERROR;
+    }
+
+    /* records refer to each other by 32-bit offsets in 8-byte units */
+
+    if ((uint64_t) size >= (uint64_t) 32 * 1024 * 1024 * 1024) {
+        ngx_http_tollgate_bad_value(cf, cmd, &value[1],
+                                    "the zone must be smaller than 32g");
         return NGX_CONF_ERROR;
     }
 

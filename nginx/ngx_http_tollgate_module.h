@@ -39,9 +39,17 @@ typedef enum {
 } ngx_http_tollgate_decision_e;
 
 
+/*
+ * A cost profile.  Its key, a 16-bit hash of its name (never 0), is how
+ * an application's record in the zone names it: the zone outlives a
+ * reload, which may reorder or change the profiles, and the workers of
+ * the old and the new configuration share it while the old ones finish.
+ */
+
 typedef struct {
     ngx_str_t                    name;
     tg_cost_profile_t            cost;
+    uint16_t                     key;
 } ngx_http_tollgate_profile_t;
 
 
@@ -94,41 +102,68 @@ typedef struct {
 
 /*
  * Distributed mode: what a gateway keeps of an application.  The quota
- * itself lives in Redis; here are the lease, the configuration Redis
- * last sent, and the usage not yet reported.
+ * itself lives in Redis; here are the lease, what Redis last said of the
+ * application, and the usage not yet reported.  The record is kept to
+ * 112 bytes, so that with the node's header and a short key it fills
+ * 240 of a page's 4096 (issue 7: at most 256 bytes per application):
+ * counts of tokens between two reports, and the quotas, are held in 32
+ * bits, saturating (docs/limitations.md); times that only measure how
+ * long ago something happened keep the low 32 bits of the clock, whose
+ * difference is exact for 49 days; and what only some applications
+ * need at a time (a report being sent, a local share while Redis is
+ * away) is in a record of its own, ngx_http_tollgate_dextra_t.
  */
 
 typedef struct {
     tg_lease_t                   lease;
-    tg_cost_profile_t            cost;
-    uint64_t                     guaranteed_tps;
-    uint64_t                     burst_tps;
-    uint64_t                     max_borrow_tokens;
-    uint64_t                     l2_remaining_tokens;
-    uint64_t                     version;
 
-    /* usage counted since the last report, and the report in flight */
-    uint64_t                     used_tokens;
-    uint64_t                     returned_tokens;
-    uint64_t                     debt_tokens;
-    uint64_t                     report_seq;
-    uint64_t                     report_used;
-    uint64_t                     report_returned;
-    uint64_t                     report_debt;
+    /* while unknown: when to ask Redis again; else L2 refused until */
+    union {
+        tg_msec_t                unknown_until_ms;
+        tg_msec_t                retry_at_ms;
+    };
 
-    tg_msec_t                    last_take_ms;
-    tg_msec_t                    inflight_since_ms;
-    tg_msec_t                    retry_at_ms;    /* L2 refused until */
-    tg_msec_t                    unknown_until_ms;
-    tg_app_t                     local;          /* the local share */
-    uint8_t                      priority;
-    uint8_t                      denied_layer;
-    unsigned                     local_ready:1;
+    /* usage counted since the last report (saturating) */
+    uint32_t                     used_tokens;
+    uint32_t                     returned_tokens;
+    uint32_t                     debt_tokens;
+    uint32_t                     report_seq;
+
+    /* as Redis last sent them (saturating) */
+    uint32_t                     guaranteed_tps;
+    uint32_t                     burst_tps;
+    uint32_t                     max_borrow_tokens;
+    uint32_t                     l2_remaining_tokens;
+
+    uint32_t                     last_take_ms;      /* low 32 bits */
+    uint32_t                     inflight_since_ms; /* low 32 bits */
+
+    /* the extra record, in 8-byte units from the zone's start; 0: none */
+    uint32_t                     extra;
+
+    uint16_t                     profile;   /* its key, 0: the default */
+    unsigned                     priority:2;
+    unsigned                     denied_layer:3;
     unsigned                     known:1;        /* Redis answered */
     unsigned                     cost_known:1;
     unsigned                     unknown:1;      /* Redis has no such app */
     unsigned                     reporting:1;
 } ngx_http_tollgate_dapp_t;
+
+
+/*
+ * What an application needs only at times, allocated when first needed
+ * and freed when no longer: the report in flight, kept until Redis has
+ * it, and the local share used while Redis cannot be asked.
+ */
+
+typedef struct {
+    tg_app_t                     local;          /* the local share */
+    uint32_t                     report_used;
+    uint32_t                     report_returned;
+    uint32_t                     report_debt;
+    unsigned                     local_ready:1;
+} ngx_http_tollgate_dextra_t;
 
 
 typedef struct {
@@ -155,12 +190,12 @@ typedef struct {
 
 typedef struct ngx_http_tollgate_node_s {
     u_char                       color;
-    u_char                       is_cluster;
+    u_char                       is_cluster:1;
+    u_char                       key_apart:1;  /* key in a chunk of its own */
     u_char                       cluster_len;
     u_char                       app_len;
-    u_char                       key_apart;    /* key in a chunk of its own */
+    uint32_t                     last_ms;      /* low 32 bits of the clock */
     ngx_queue_t                  queue;        /* LRU, applications only */
-    ngx_msec_t                   last_ms;
 
     uint64_t                     requests[NGX_HTTP_TOLLGATE_DRY_RUN + 1];
     uint64_t                     cost_tokens;
@@ -242,6 +277,11 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                  profiles;    /* ngx_http_tollgate_profile_t */
+    tg_cost_profile_t            default_cost;  /* a name not defined here */
+
+    /* the profiles by key, open addressing as app_slots */
+    ngx_http_tollgate_profile_t **profile_slots;
+    ngx_uint_t                   profile_mask;
     ngx_array_t                  clusters;    /* ngx_http_tollgate_cluster_t */
     ngx_array_t                  apps;        /* ngx_http_tollgate_app_t */
     ngx_array_t                  zones;       /* declared, ngx_shm_zone_t * */
@@ -376,14 +416,19 @@ void ngx_http_tollgate_health_evaluate(ngx_http_tollgate_main_conf_t *mcf,
 void ngx_http_tollgate_read_override(ngx_http_tollgate_main_conf_t *mcf);
 void ngx_http_tollgate_on_override(redisReply *reply, void *data);
 ngx_int_t ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
-    ngx_http_tollgate_node_t *cnode, ngx_http_tollgate_dapp_t *d,
-    uint64_t cost_tokens, tg_msec_t now_ms, tg_grant_t *grant);
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_node_t *cnode,
+    ngx_http_tollgate_dapp_t *d, uint64_t cost_tokens, tg_msec_t now_ms,
+    tg_grant_t *grant);
 ngx_int_t ngx_http_tollgate_control_handler(ngx_http_request_t *r);
 ngx_table_elt_t *ngx_http_tollgate_find_header(ngx_http_request_t *r,
     char *name);
 
 ngx_int_t ngx_http_tollgate_handler(ngx_http_request_t *r);
 void ngx_http_tollgate_wake_one(ngx_shmtx_t *mtx);
+ngx_http_tollgate_dextra_t *ngx_http_tollgate_dextra_get_locked(
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_dapp_t *d);
+void ngx_http_tollgate_dextra_release_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_dapp_t *d);
 ngx_int_t ngx_http_tollgate_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tollgate_settle(ngx_http_request_t *r,
     ngx_http_tollgate_ctx_t *ctx);
@@ -452,6 +497,71 @@ ngx_http_tollgate_unlock(ngx_shmtx_t *mtx)
 }
 
 
+/* an application's extra record, or NULL (see ngx_http_tollgate_dapp_t) */
+
+static ngx_inline ngx_http_tollgate_dextra_t *
+ngx_http_tollgate_dextra(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_dapp_t *d)
+{
+    if (d->extra == 0) {
+        return NULL;
+    }
+
+    return (ngx_http_tollgate_dextra_t *)
+               ((u_char *) zone->shpool + ((size_t) d->extra << 3));
+}
+
+
+/* a count of tokens kept in 32 bits: a + b, or the most it holds */
+
+static ngx_inline uint32_t
+ngx_http_tollgate_add32(uint32_t a, uint64_t b)
+{
+    return b > (uint64_t) (UINT32_MAX - a) ? UINT32_MAX : a + (uint32_t) b;
+}
+
+
+static ngx_inline uint32_t
+ngx_http_tollgate_sat32(uint64_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
+}
+
+
+/*
+ * The cost profile Redis named for the application: the one of that
+ * name in this nginx.conf, the built-in default for a name not defined
+ * here (or defined by a configuration since reloaded), and fallback
+ * while Redis has not named one.
+ */
+
+static ngx_inline tg_cost_profile_t *
+ngx_http_tollgate_dapp_cost(ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_dapp_t *d, tg_cost_profile_t *fallback)
+{
+    ngx_uint_t                    i;
+    ngx_http_tollgate_profile_t  *p;
+
+    if (!d->cost_known) {
+        return fallback;
+    }
+
+    if (d->profile != 0) {
+        for (i = d->profile & mcf->profile_mask;
+             (p = mcf->profile_slots[i]) != NULL;
+             i = (i + 1) & mcf->profile_mask)
+        {
+            if (p->key == d->profile) {
+                return &p->cost;
+            }
+        }
+    }
+
+    return &mcf->default_cost;
+}
+
+
+
 /*
  * An id's hash for the table of declared applications.  It reads a few
  * words, never past the id: two overlapping 4-byte words for 4 to 8
@@ -490,6 +600,20 @@ ngx_http_tollgate_id_hash(const u_char *p, size_t len)
     h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
 
     return (uint32_t) (h >> 32);
+}
+
+
+/* a cost profile's key (see ngx_http_tollgate_profile_t) */
+
+static ngx_inline uint16_t
+ngx_http_tollgate_profile_key(ngx_str_t *name)
+{
+    uint32_t  h;
+
+    h = ngx_http_tollgate_id_hash(name->data, name->len);
+    h = (h ^ (h >> 16)) & 0xffff;
+
+    return (uint16_t) (h ? h : 1);
 }
 
 
@@ -609,7 +733,7 @@ ngx_http_tollgate_node_touch(ngx_http_tollgate_zone_t *zone,
         ngx_queue_insert_head(&zone->sh->lru, &tn->queue);
     }
 
-    tn->last_ms = (ngx_msec_t) now_ms;
+    tn->last_ms = (uint32_t) now_ms;
 }
 
 

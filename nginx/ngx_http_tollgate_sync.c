@@ -101,6 +101,7 @@ static void ngx_http_tollgate_key(ngx_str_t *key, u_char *buf,
     ngx_http_tollgate_cluster_t *cluster, const char *suffix, ngx_str_t *app);
 static void ngx_http_tollgate_num(ngx_str_t *s, u_char *buf, uint64_t n);
 static int64_t ngx_http_tollgate_reply_int(redisReply *reply, size_t i);
+static uint32_t ngx_http_tollgate_reply_u32(redisReply *reply, size_t i);
 
 
 static ngx_event_t                     ngx_http_tollgate_sync_ev;
@@ -427,6 +428,7 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
     tg_msec_t                     now_ms;
     ngx_http_tollgate_dapp_t     *d;
     ngx_http_tollgate_node_t     *tn;
+    ngx_http_tollgate_dextra_t   *x;
     ngx_http_tollgate_report_t   *rep;
 
     n = 0;
@@ -454,7 +456,7 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
         d = &tn->u.dapp;
 
         if (!full
-            && now_ms - (tg_msec_t) tn->last_ms
+            && (uint32_t) ((uint32_t) now_ms - tn->last_ms)
                > 2 * NGX_HTTP_TOLLGATE_IDLE_MS)
         {
             break;
@@ -464,15 +466,20 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
             continue;
         }
 
-        if (now_ms - d->last_take_ms >= NGX_HTTP_TOLLGATE_IDLE_MS
+        if ((uint32_t) ((uint32_t) now_ms - d->last_take_ms)
+            >= NGX_HTTP_TOLLGATE_IDLE_MS
             && d->lease.balance_tokens > 0 && !d->lease.refill_inflight)
         {
-            d->returned_tokens += (uint64_t) d->lease.balance_tokens;
+            d->returned_tokens = ngx_http_tollgate_add32(
+                                     d->returned_tokens,
+                                     (uint64_t) d->lease.balance_tokens);
             d->lease.balance_tokens = 0;
         }
 
-        if (d->report_used == 0 && d->report_returned == 0
-            && d->report_debt == 0)
+        x = ngx_http_tollgate_dextra(zone, d);
+
+        if (x == NULL || (x->report_used == 0 && x->report_returned == 0
+                          && x->report_debt == 0))
         {
             if (d->debt_tokens == 0 && d->returned_tokens == 0
                 && !(usage && d->used_tokens))
@@ -480,10 +487,17 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
                 continue;
             }
 
+            /* no room for the report now: it waits for the next period */
+
+            x = ngx_http_tollgate_dextra_get_locked(zone, d);
+            if (x == NULL) {
+                continue;
+            }
+
             d->report_seq++;
-            d->report_used = d->used_tokens;
-            d->report_returned = d->returned_tokens;
-            d->report_debt = d->debt_tokens;
+            x->report_used = d->used_tokens;
+            x->report_returned = d->returned_tokens;
+            x->report_debt = d->debt_tokens;
             d->used_tokens = 0;
             d->returned_tokens = 0;
             d->debt_tokens = 0;
@@ -504,9 +518,9 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
         ngx_memcpy(rep->app_data, tn->key + tn->cluster_len, tn->app_len);
 
         rep->seq = d->report_seq;
-        rep->used = d->report_used;
-        rep->returned = d->report_returned;
-        rep->debt = d->report_debt;
+        rep->used = x->report_used;
+        rep->returned = x->report_returned;
+        rep->debt = x->report_debt;
 
         d->reporting = 1;
         n++;
@@ -914,22 +928,26 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
     granted = ngx_http_tollgate_reply_int(reply, 1);
     retry_ms = ngx_http_tollgate_reply_int(reply, 3);
 
-    d->l2_remaining_tokens = (uint64_t) ngx_max(
-                                 ngx_http_tollgate_reply_int(reply, 4), 0);
+    d->l2_remaining_tokens = ngx_http_tollgate_sat32((uint64_t) ngx_max(
+                                 ngx_http_tollgate_reply_int(reply, 4), 0));
     cnode->u.dcluster.emergency = ngx_http_tollgate_reply_int(reply, 5) != 0;
 
     tg_lease_l2_left(&d->lease, &call->mcf->lease, d->l2_remaining_tokens,
                      cnode->u.dcluster.live_gateways);
 
-    d->guaranteed_tps = (uint64_t) ngx_http_tollgate_reply_int(reply, 6);
-    d->burst_tps = (uint64_t) ngx_http_tollgate_reply_int(reply, 7);
-    d->priority = (uint8_t) ngx_http_tollgate_reply_int(reply, 8);
-    d->max_borrow_tokens = (uint64_t) ngx_http_tollgate_reply_int(reply, 9);
-    d->version = (uint64_t) ngx_http_tollgate_reply_int(reply, 11);
+    d->guaranteed_tps = ngx_http_tollgate_reply_u32(reply, 6);
+    d->burst_tps = ngx_http_tollgate_reply_u32(reply, 7);
+    d->priority = ngx_min(ngx_http_tollgate_reply_u32(reply, 8),
+                          TG_PRIORITY_MAX);
+    d->max_borrow_tokens = ngx_http_tollgate_reply_u32(reply, 9);
 
-    /* the profile is named in Redis and defined in nginx.conf */
+    /*
+     * The profile is named in Redis and defined in nginx.conf; the
+     * record keeps its key (0: a name not defined here, the built-in
+     * default).
+     */
 
-    tg_cost_profile_default(&d->cost);
+    d->profile = 0;
 
     if (reply->element[10]->type == REDIS_REPLY_STRING) {
         profile.data = (u_char *) reply->element[10]->str;
@@ -941,7 +959,7 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
                 && ngx_strncmp(p[i].name.data, profile.data, profile.len)
                    == 0)
             {
-                d->cost = p[i].cost;
+                d->profile = p[i].key;
                 break;
             }
         }
@@ -955,7 +973,8 @@ ngx_http_tollgate_on_acquire(redisReply *reply, void *data)
         goto done;
     }
 
-    d->denied_layer = (uint8_t) ngx_http_tollgate_reply_int(reply, 2);
+    d->denied_layer = ngx_min(ngx_http_tollgate_reply_u32(reply, 2),
+                              TG_LAYER_LOCAL);
     retry_ms = ngx_max(retry_ms, 1000);
 
     /*
@@ -997,9 +1016,10 @@ done:
 static void
 ngx_http_tollgate_on_report(redisReply *reply, void *data)
 {
-    ngx_http_tollgate_dapp_t  *d;
-    ngx_http_tollgate_node_t  *cnode, *anode;
-    ngx_http_tollgate_call_t  *call;
+    ngx_http_tollgate_dapp_t    *d;
+    ngx_http_tollgate_node_t    *cnode, *anode;
+    ngx_http_tollgate_call_t    *call;
+    ngx_http_tollgate_dextra_t  *x;
 
     call = data;
 
@@ -1015,13 +1035,19 @@ ngx_http_tollgate_on_report(redisReply *reply, void *data)
         /* a failed report is kept as it is, to be sent again */
 
         if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-            d->report_used = 0;
-            d->report_returned = 0;
-            d->report_debt = 0;
+            x = ngx_http_tollgate_dextra(call->zone, d);
+
+            if (x != NULL) {
+                x->report_used = 0;
+                x->report_returned = 0;
+                x->report_debt = 0;
+                ngx_http_tollgate_dextra_release_locked(call->zone, d);
+            }
 
             if (reply->elements >= 2) {
-                d->l2_remaining_tokens = (uint64_t) ngx_max(
-                    ngx_http_tollgate_reply_int(reply, 1), 0);
+                d->l2_remaining_tokens = ngx_http_tollgate_sat32(
+                    (uint64_t) ngx_max(
+                        ngx_http_tollgate_reply_int(reply, 1), 0));
 
                 tg_lease_l2_left(&d->lease, &call->mcf->lease,
                                  d->l2_remaining_tokens,
@@ -1127,8 +1153,9 @@ ngx_http_tollgate_beat_seen_locked(ngx_http_tollgate_call_t *call,
             /* leased under the old quotas: given back, asked anew */
 
             if (tn->u.dapp.lease.balance_tokens > 0) {
-                tn->u.dapp.returned_tokens +=
-                    (uint64_t) tn->u.dapp.lease.balance_tokens;
+                tn->u.dapp.returned_tokens = ngx_http_tollgate_add32(
+                    tn->u.dapp.returned_tokens,
+                    (uint64_t) tn->u.dapp.lease.balance_tokens);
                 tn->u.dapp.lease.balance_tokens = 0;
             }
         }
@@ -1388,4 +1415,17 @@ ngx_http_tollgate_reply_int(redisReply *reply, size_t i)
     }
 
     return 0;
+}
+
+
+/* the same, for a record field of 32 bits: negative is 0, huge the most */
+
+static uint32_t
+ngx_http_tollgate_reply_u32(redisReply *reply, size_t i)
+{
+    int64_t  n;
+
+    n = ngx_http_tollgate_reply_int(reply, i);
+
+    return n < 0 ? 0 : ngx_http_tollgate_sat32((uint64_t) n);
 }

@@ -132,3 +132,47 @@ def test_nginx_conf_seeds_absent_keys_and_never_overwrites(
     admitted, refusal = spend(gw, "seeded", 50)
     assert refusal is not None
     assert 60 <= GET_COST * len(admitted) <= 60 + 30, len(admitted)
+
+
+def test_the_profile_redis_names_is_kept_across_reloads(redis_servers,
+                                                        gateway):
+    """An application's record in the zone names its cost profile by a
+    key of the profile's name, not by its place in nginx.conf: a reload
+    that puts another profile first leaves the charge as it was, and one
+    that changes the profile charges the new cost at once, both before
+    the application's next acquire."""
+    r, rc = redis_servers.single(c1=1_000_000)
+    put_app(rc, "c1", "weighty", 1_000_000, profile="heavy")
+    http = tgdist.distributed_http(r.addr, "prof")
+
+    gw = gateway(http=http + "tollgate_cost_profile heavy base=7;\n",
+                 cluster="tollgate_cluster c1;")
+
+    def cost():
+        reply = gw.request("GET", "/obj/1k", app="weighty")
+        assert reply.status == 200
+        return int(gw.entry(reply)["cost"])
+
+    # the first request is charged before Redis named the profile
+    cost()
+    wait_for(lambda: cost() == 7, 5, "the heavy profile never applied")
+    acquires = gw.metrics().value("tollgate_redis_calls_total",
+                                  script="acquire", result="ok")
+
+    gw.reconfigure(http=http + "tollgate_cost_profile light base=1;\n"
+                               "tollgate_cost_profile heavy base=7;\n")
+    gw.reload()
+    assert cost() == 7
+
+    gw.reconfigure(http=http + "tollgate_cost_profile heavy base=9;\n")
+    gw.reload()
+    assert cost() == 9
+
+    # a profile no longer defined: the built-in default (base 2)
+    gw.reconfigure(http=http)
+    gw.reload()
+    assert cost() == 2
+
+    # all of it from the lease taken before the reloads
+    assert gw.metrics().value("tollgate_redis_calls_total", script="acquire",
+                              result="ok") <= acquires + 1

@@ -337,6 +337,15 @@ class Gateway:
 
     def render(self):
         self.port, self.upstream_port = free_ports(2)
+        self._write_conf()
+
+    def reconfigure(self, **snippets):
+        """Replaces configuration snippets, keeping the ports: reload()
+        then applies them."""
+        self.snippets.update(snippets)
+        self._write_conf()
+
+    def _write_conf(self):
         self.conf.write_text(CONF.format(
             module=MODULE, user=user_directive(), prefix=self.prefix,
             port=self.port, upstream_port=self.upstream_port,
