@@ -58,7 +58,6 @@ ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
         (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
     }
 
-    ngx_memzero(&grant, sizeof(tg_grant_t));
     want = 0;
     min = 0;
 
@@ -103,7 +102,9 @@ ngx_http_tollgate_lease_handler(ngx_http_request_t *r,
 /*
  * Takes the cost from the lease under the zone lock.  Sets *want when
  * this request must start a refill: at most one is in flight per
- * application and gateway, whichever worker started it.
+ * application and gateway, whichever worker started it.  *grant is
+ * filled only where a refusal may follow (a request paid from the lease
+ * leaves it alone).
  */
 
 static ngx_http_tollgate_lease_rc_e
@@ -236,6 +237,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         break;
 
     case TG_LEASE_DENIED:
+        ngx_memzero(grant, sizeof(tg_grant_t));
         grant->layer = d->denied_layer ? (tg_layer_e) d->denied_layer
                                        : TG_LAYER_GUARANTEED;
         grant->retry_after_ms = lease->denied_until_ms - now_ms;
@@ -244,6 +246,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         break;
 
     default: /* TG_LEASE_MISS */
+        ngx_memzero(grant, sizeof(tg_grant_t));
         zone->sh->l3_misses++;
         rc = NGX_HTTP_TOLLGATE_LEASE_WAIT;
 
@@ -425,7 +428,7 @@ ngx_http_tollgate_lease_wake(ngx_http_request_t *r)
 
 
 /*
- * A body settled in the log phase: the excess is reported to L2 as debt
+ * A body settled when its request ended: the excess is reported to L2 as debt
  * with the next report, a refund goes back into the lease.
  */
 

@@ -329,13 +329,6 @@ ngx_http_tollgate_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_tollgate_handler;
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_tollgate_log_handler;
-
     return NGX_OK;
 }
 

@@ -429,7 +429,6 @@ ngx_http_tollgate_dextra_t *ngx_http_tollgate_dextra_get_locked(
     ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_dapp_t *d);
 void ngx_http_tollgate_dextra_release_locked(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_dapp_t *d);
-ngx_int_t ngx_http_tollgate_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tollgate_settle(ngx_http_request_t *r,
     ngx_http_tollgate_ctx_t *ctx);
 ngx_int_t ngx_http_tollgate_add_variables(ngx_conf_t *cf);
@@ -517,7 +516,11 @@ ngx_http_tollgate_dextra(ngx_http_tollgate_zone_t *zone,
 static ngx_inline uint32_t
 ngx_http_tollgate_add32(uint32_t a, uint64_t b)
 {
-    return b > (uint64_t) (UINT32_MAX - a) ? UINT32_MAX : a + (uint32_t) b;
+    uint64_t  sum;
+
+    sum = (uint64_t) a + ngx_min(b, (uint64_t) UINT32_MAX);
+
+    return sum > UINT32_MAX ? UINT32_MAX : (uint32_t) sum;
 }
 
 
