@@ -49,6 +49,7 @@ struct ngx_http_tollgate_rnode_s {
     ngx_event_t                      timeout_ev;
     ngx_event_t                      reconnect_ev;
     ngx_msec_t                       backoff_ms;
+    ngx_msec_t                       heard_ms;    /* silence starts */
     ngx_uint_t                       pending;
     unsigned                         sentinel:1;
     unsigned                         subscriber:1;
@@ -1332,6 +1333,12 @@ ngx_http_tollgate_on_connect(const redisAsyncContext *ac, int status)
                   n->sentinel ? "sentinel " : "", n->addr.host,
                   n->addr.port);
 
+    /* the connect's timer gives way to the replies' */
+
+    if (n->timeout_ev.timer_set) {
+        ngx_del_timer(&n->timeout_ev);
+    }
+
     ngx_http_tollgate_rnode_arm(n);
 
     if (n->sentinel) {
@@ -1391,7 +1398,13 @@ ngx_http_tollgate_on_setup(redisAsyncContext *ac, void *r, void *privdata)
 
 /*
  * One timer per connection: it runs while a connect or a reply is
- * awaited, and restarts with every reply, so that it measures silence.
+ * awaited, and measures silence, the time since the last reply (or since
+ * the call that ended an idle spell).  nginx leaves a timer where it is
+ * when asked to move it by less than NGX_TIMER_LAZY_DELAY (300 ms), more
+ * than a reply timeout, so a reply only notes the time: the timer, when
+ * it fires, looks how long the connection has been silent.  Restarting
+ * it per reply would not work: under a steady stream of calls it would
+ * fire a timeout after the first, however fast Redis answers.
  */
 
 static void
@@ -1405,9 +1418,11 @@ ngx_http_tollgate_rnode_arm(ngx_http_tollgate_rnode_t *n)
         return;
     }
 
-    if (n->ac == NULL) {
+    if (n->ac == NULL || n->timeout_ev.timer_set) {
         return;
     }
+
+    n->heard_ms = ngx_current_msec;
 
     ngx_add_timer(&n->timeout_ev,
                   n->connected ? ngx_http_tollgate_redis->conf->timeout_ms
@@ -1432,6 +1447,7 @@ ngx_http_tollgate_rnode_replied(ngx_http_tollgate_rnode_t *n,
 
     n->pending--;
     n->answered |= (reply != NULL);
+    n->heard_ms = ngx_current_msec;
     ngx_http_tollgate_rnode_arm(n);
 }
 
@@ -1439,9 +1455,21 @@ ngx_http_tollgate_rnode_replied(ngx_http_tollgate_rnode_t *n,
 static void
 ngx_http_tollgate_rnode_timeout(ngx_event_t *ev)
 {
+    ngx_msec_t                  timeout_ms, silent_ms;
     ngx_http_tollgate_rnode_t  *n;
 
     n = ev->data;
+
+    if (n->connected) {
+        timeout_ms = ngx_http_tollgate_redis->conf->timeout_ms;
+        silent_ms = ngx_current_msec - n->heard_ms;
+
+        if (silent_ms < timeout_ms) {
+            /* replies came since it was set: waits for the rest */
+            ngx_add_timer(ev, timeout_ms - silent_ms);
+            return;
+        }
+    }
 
     ngx_http_tollgate_rnode_fail(n, n->connected ? "reply timed out"
                                                  : "connect timed out");
