@@ -262,7 +262,7 @@ ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
 
     /* the share's buckets are kept apart, made when first needed */
 
-    x = ngx_http_tollgate_dextra_get_locked(zone, d);
+    x = ngx_http_tollgate_dextra_get_locked(zone, d, 1);
 
     if (x == NULL) {
         /* the zone has no room for them: admitted undecided, counted */

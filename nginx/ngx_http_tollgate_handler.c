@@ -65,6 +65,9 @@ static void *ngx_http_tollgate_record_alloc(ngx_http_tollgate_zone_t *zone,
     size_t size);
 static void ngx_http_tollgate_record_free(ngx_http_tollgate_zone_t *zone,
     void *record);
+static size_t ngx_http_tollgate_node_size(size_t variant, size_t key_len);
+static void ngx_http_tollgate_dextra_free_locked(
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_dextra_t *x);
 static ngx_int_t ngx_http_tollgate_keycmp(ngx_http_tollgate_node_t *a,
     ngx_http_tollgate_node_t *b);
 static ngx_uint_t ngx_http_tollgate_evict_locked(
@@ -1251,9 +1254,7 @@ ngx_http_tollgate_node_locked(ngx_http_tollgate_zone_t *zone,
         n = NGX_HTTP_TOLLGATE_KEY_INLINE;
     }
 
-    n = ngx_align(offsetof(ngx_rbtree_node_t, color)
-                  + offsetof(ngx_http_tollgate_node_t, u) + variant + n,
-                  sizeof(void *));
+    n = ngx_http_tollgate_node_size(variant, n);
 
     key = NULL;
 
@@ -1361,8 +1362,11 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
     n = 0;
     scanned = 0;
 
+    /* the most recently used is spared: it may be the caller's */
+
     for (q = ngx_queue_last(&zone->sh->lru);
-         q != ngx_queue_sentinel(&zone->sh->lru) && n < 2 && scanned < 32;
+         q != ngx_queue_sentinel(&zone->sh->lru)
+         && q != ngx_queue_head(&zone->sh->lru) && n < 2 && scanned < 32;
          q = prev)
     {
         prev = ngx_queue_prev(q);
@@ -1389,7 +1393,7 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
             }
 
             if (x != NULL) {
-                ngx_slab_free_locked(zone->shpool, x);
+                ngx_http_tollgate_dextra_free_locked(zone, x);
             }
 
         } else if (tn->u.sapp.app.debt_mtok > 0) {
@@ -1418,6 +1422,18 @@ ngx_http_tollgate_evict_locked(ngx_http_tollgate_zone_t *zone,
 }
 
 
+/* an rbtree node with a Tollgate node of this variant and key length */
+
+static size_t
+ngx_http_tollgate_node_size(size_t variant, size_t key_len)
+{
+    return ngx_align(offsetof(ngx_rbtree_node_t, color)
+                     + offsetof(ngx_http_tollgate_node_t, u) + variant
+                     + key_len,
+                     sizeof(void *));
+}
+
+
 /*
  * Application records come from whole pages of the zone, carved in
  * records of one size and kept in a free list when evicted: a record
@@ -1439,6 +1455,16 @@ ngx_http_tollgate_record_alloc(ngx_http_tollgate_zone_t *zone, size_t size)
     }
 
     if (zone->sh->free_records == NULL) {
+
+        /*
+         * The zone's last pages are left to the slab (the reserve is set
+         * with the zone): a zone full of records evicts one instead.
+         */
+
+        if (zone->shpool->pfree <= zone->reserve_pages) {
+            return NULL;
+        }
+
         page = ngx_slab_alloc_locked(zone->shpool, ngx_pagesize);
         if (page == NULL) {
             return NULL;
@@ -1465,29 +1491,76 @@ ngx_http_tollgate_record_free(ngx_http_tollgate_zone_t *zone, void *record)
 
 
 /*
- * An application's extra record (module.h), made when first needed;
- * NULL when the zone has no room for it.
+ * An application's extra record (module.h), made when first needed:
+ * from the slab, which the records leave a few pages to (see
+ * ngx_http_tollgate_record_alloc), else in a free application record.
+ * May evict: the least recently used applications at rest give up their
+ * records; never the one most recently used, the caller's.  NULL when
+ * the zone has no room.
  */
 
 ngx_http_tollgate_dextra_t *
 ngx_http_tollgate_dextra_get_locked(ngx_http_tollgate_zone_t *zone,
-    ngx_http_tollgate_dapp_t *d)
+    ngx_http_tollgate_dapp_t *d, ngx_uint_t may_evict)
 {
-    ngx_http_tollgate_dextra_t  *x;
+    void                        **rec;
+    ngx_uint_t                    tries;
+    ngx_http_tollgate_dextra_t   *x;
 
     if (d->extra) {
         return ngx_http_tollgate_dextra(zone, d);
     }
 
-    x = ngx_slab_calloc_locked(zone->shpool,
-                               sizeof(ngx_http_tollgate_dextra_t));
-    if (x == NULL) {
-        return NULL;
+    for (tries = 0; /* void */; tries++) {
+        x = ngx_slab_calloc_locked(zone->shpool,
+                                   sizeof(ngx_http_tollgate_dextra_t));
+        if (x != NULL) {
+            break;
+        }
+
+        /* only a distributed record: one freed goes back to their list */
+
+        rec = zone->sh->free_records;
+
+        if (rec != NULL
+            && zone->sh->record_size
+               == ngx_http_tollgate_node_size(
+                      sizeof(ngx_http_tollgate_dapp_t),
+                      NGX_HTTP_TOLLGATE_KEY_INLINE))
+        {
+            zone->sh->free_records = *rec;
+
+            x = (ngx_http_tollgate_dextra_t *) rec;
+            ngx_memzero(x, sizeof(ngx_http_tollgate_dextra_t));
+            x->in_record = 1;
+            break;
+        }
+
+        if (!may_evict || tries == 1
+            || ngx_http_tollgate_evict_locked(zone, (tg_msec_t)
+                                              ngx_current_msec,
+                                              ngx_cycle->log) == 0)
+        {
+            return NULL;
+        }
     }
 
     d->extra = (uint32_t) (((u_char *) x - (u_char *) zone->shpool) >> 3);
 
     return x;
+}
+
+
+static void
+ngx_http_tollgate_dextra_free_locked(ngx_http_tollgate_zone_t *zone,
+    ngx_http_tollgate_dextra_t *x)
+{
+    if (x->in_record) {
+        ngx_http_tollgate_record_free(zone, x);
+
+    } else {
+        ngx_slab_free_locked(zone->shpool, x);
+    }
 }
 
 
@@ -1507,7 +1580,7 @@ ngx_http_tollgate_dextra_release_locked(ngx_http_tollgate_zone_t *zone,
         return;
     }
 
-    ngx_slab_free_locked(zone->shpool, x);
+    ngx_http_tollgate_dextra_free_locked(zone, x);
     d->extra = 0;
 }
 

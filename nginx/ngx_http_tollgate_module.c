@@ -390,10 +390,20 @@ ngx_http_tollgate_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_tollgate_zone_t      *zone;
     ngx_http_tollgate_cluster_t  **cluster;
 
+    /*
+     * A distributed zone keeps a thirty-second of its pages from the
+     * application records, for what is made on demand: extra records
+     * (a report on its way, a local share) and long keys.
+     */
+
     zones = mcf->zones.elts;
     for (i = 0; i < mcf->zones.nelts; i++) {
         zone = zones[i]->data;
         zone->distributed = mcf->distributed;
+        zone->reserve_pages = mcf->distributed
+                              ? ngx_max(2, zones[i]->shm.size
+                                           / ngx_pagesize / 32)
+                              : 0;
     }
 
     /* an application is seeded into its cluster, or the only one */

@@ -163,6 +163,7 @@ typedef struct {
     uint32_t                     report_returned;
     uint32_t                     report_debt;
     unsigned                     local_ready:1;
+    unsigned                     in_record:1;    /* a spare app record */
 } ngx_http_tollgate_dextra_t;
 
 
@@ -259,6 +260,7 @@ typedef struct {
     ngx_str_t                    name;
     ngx_flag_t                   distributed;
     ngx_flag_t                   no_evict;    /* while only room may serve */
+    ngx_uint_t                   reserve_pages;   /* records leave free */
 } ngx_http_tollgate_zone_t;
 
 
@@ -426,7 +428,8 @@ ngx_table_elt_t *ngx_http_tollgate_find_header(ngx_http_request_t *r,
 ngx_int_t ngx_http_tollgate_handler(ngx_http_request_t *r);
 void ngx_http_tollgate_wake_one(ngx_shmtx_t *mtx);
 ngx_http_tollgate_dextra_t *ngx_http_tollgate_dextra_get_locked(
-    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_dapp_t *d);
+    ngx_http_tollgate_zone_t *zone, ngx_http_tollgate_dapp_t *d,
+    ngx_uint_t may_evict);
 void ngx_http_tollgate_dextra_release_locked(ngx_http_tollgate_zone_t *zone,
     ngx_http_tollgate_dapp_t *d);
 ngx_int_t ngx_http_tollgate_settle(ngx_http_request_t *r,

@@ -487,9 +487,13 @@ ngx_http_tollgate_collect_locked(ngx_http_tollgate_main_conf_t *mcf,
                 continue;
             }
 
-            /* no room for the report now: it waits for the next period */
+            /*
+             * No room for the report now: it waits for the next period,
+             * once replies free what earlier reports took.  Nothing is
+             * evicted for it: this walk is on the list eviction cuts.
+             */
 
-            x = ngx_http_tollgate_dextra_get_locked(zone, d);
+            x = ngx_http_tollgate_dextra_get_locked(zone, d, 0);
             if (x == NULL) {
                 continue;
             }

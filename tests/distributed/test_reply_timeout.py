@@ -29,9 +29,6 @@ THREADS = 4
 SECONDS = 2.0
 APPS = 2000
 
-# judged on errors only: the delay alone must not move the level
-CALM = "tollgate_degradation conserve=5s local_first=10s;"
-
 
 def failed_calls(gw):
     m = gw.metrics()
@@ -49,7 +46,7 @@ def test_a_steady_stream_of_timely_replies_is_not_a_timeout(
     proxy = redis_servers.proxy(r.port, DELAY_S)
     gw = gateway(http=tgdist.distributed_http(
                      f"127.0.0.1:{proxy.port} timeout={TIMEOUT}", "steady",
-                     extra=CALM),
+                     extra=tgdist.CALM_DEGRADATION),
                  cluster="tollgate_cluster c1;")
 
     # each request names an application not seen yet: one acquire each,

@@ -19,7 +19,7 @@ from tgdist import put_app, wait_for
 DELAY_S = 0.4
 
 # latency alone must not move the level here: only reachability is judged
-CALM = "tollgate_degradation conserve=5s local_first=10s;"
+CALM = tgdist.CALM_DEGRADATION
 
 
 def level(gw):

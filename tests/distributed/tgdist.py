@@ -310,6 +310,11 @@ def script_calls(r):
 
 # gateways -------------------------------------------------------------------
 
+# degradation judged on errors only: latency on a busy machine, or a delay
+# a test adds, does not move the level
+CALM_DEGRADATION = "tollgate_degradation conserve=5s local_first=10s;"
+
+
 def distributed_http(redis_spec, gateway_id, extra="", wait="100ms"):
     """The http snippet of a gateway in distributed mode."""
     return f"""
