@@ -266,6 +266,17 @@ ngx_http_tollgate_sync_handler(ngx_event_t *ev)
         ngx_http_tollgate_redis_tick();
     }
 
+    /*
+     * The worker that does a period's sync judges the degradation by its
+     * own connection, which may be idle and look well while Redis is
+     * frozen.  A worker whose connection is down says so every tick, or
+     * the gateway would wait for the syncing worker's next call.
+     */
+
+    if (!ngx_http_tollgate_connected(mcf)) {
+        ngx_http_tollgate_health_evaluate(mcf, 0);
+    }
+
     zones = mcf->zones.elts;
 
     for (i = 0; i < mcf->zones.nelts; i++) {
