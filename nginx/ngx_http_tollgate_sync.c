@@ -267,15 +267,13 @@ ngx_http_tollgate_sync_handler(ngx_event_t *ev)
     }
 
     /*
-     * The worker that does a period's sync judges the degradation by its
-     * own connection, which may be idle and look well while Redis is
-     * frozen.  A worker whose connection is down says so every tick, or
-     * the gateway would wait for the syncing worker's next call.
+     * Every worker judges the degradation at its tick, by its own
+     * connection: one whose connection is down holds the gateway at
+     * level 3 even while another's sits idle and looks well in front of
+     * a frozen Redis.
      */
 
-    if (!ngx_http_tollgate_connected(mcf)) {
-        ngx_http_tollgate_health_evaluate(mcf, 0);
-    }
+    ngx_http_tollgate_health_evaluate(mcf, ngx_http_tollgate_connected(mcf));
 
     zones = mcf->zones.elts;
 
@@ -351,8 +349,6 @@ ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     n = ngx_http_tollgate_collect_locked(mcf, zone, usage, reports);
 
     ngx_http_tollgate_unlock(&zone->shpool->mutex);
-
-    ngx_http_tollgate_health_evaluate(mcf, ngx_http_tollgate_connected(mcf));
 
     /* Redis may have restarted empty: seed again after each reconnect */
 
