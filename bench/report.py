@@ -94,10 +94,10 @@ def params():
     return {name.lower(): (int(env["BENCH_" + name])
                            if env["BENCH_" + name].isdigit()
                            else env["BENCH_" + name])
-            for name in ("DURATION", "RUNS", "CONNECTIONS", "THREADS",
-                         "REQUESTS", "REPEATS", "REPEATS_LONG", "APPS", "APPS_ZONE",
-                         "APPS_WARM", "UPLOAD_BYTES", "UPLOAD_REQUESTS",
-                         "GATEWAYS", "FAR_MS")}
+            for name in ("DURATION", "RUNS", "RUNS_GATEWAYS", "CONNECTIONS",
+                         "THREADS", "REQUESTS", "REPEATS", "REPEATS_LONG",
+                         "APPS", "APPS_ZONE", "APPS_WARM", "UPLOAD_BYTES",
+                         "UPLOAD_REQUESTS", "GATEWAYS", "FAR_MS")}
 
 
 def size_bytes(text):
@@ -190,9 +190,23 @@ def counters(raw, v, run, instances, wrk_requests, zone_bytes):
     return c
 
 
-def throughput(raw, v, p, instances, zone_bytes):
+def server_cpu(raw, v, run, requests):
+    """Microseconds of CPU the gateways' nginx and Redis spent per request
+    of the measured run, wrk aside; None for a run recorded without."""
+    path = os.path.join(raw, "cpu-%s-%d.txt" % (v, run))
+    if not os.path.exists(path) or not requests:
+        return None
+    ns = {}
+    with open(path) as f:
+        for line in f:
+            name, value = line.split()
+            ns[name] = int(value)
+    return {name: value / 1000 / requests for name, value in ns.items()}
+
+
+def throughput(raw, v, run_count, instances, zone_bytes):
     runs = []
-    for n in range(1, p["runs"] + 1):
+    for n in range(1, run_count + 1):
         parts = [wrk_result(os.path.join(raw, "wrkrun-%s-%d-%d.txt"
                                          % (v, n, i)))
                  for i in range(1, instances + 1)]
@@ -210,6 +224,9 @@ def throughput(raw, v, p, instances, zone_bytes):
                      sum(x["requests"] for x in parts + warm), zone_bytes)
         if c:
             run["counters"] = c
+        cpu = server_cpu(raw, v, n, sum(x["requests"] for x in parts))
+        if cpu:
+            run["server_cpu_us_per_request"] = cpu
         runs.append(run)
 
     out = {
@@ -221,6 +238,13 @@ def throughput(raw, v, p, instances, zone_bytes):
         "median_p50_us": statistics.median(r["p50_us"] for r in runs),
         "median_p99_us": statistics.median(r["p99_us"] for r in runs),
     }
+    cpu = [r["server_cpu_us_per_request"] for r in runs
+           if "server_cpu_us_per_request" in r]
+    if cpu:
+        out["median_server_cpu_us_per_request"] = statistics.median(
+            sum(x.values()) for x in cpu)
+        out["median_redis_cpu_us_per_request"] = statistics.median(
+            x.get("redis", 0) for x in cpu)
     for key in ("redis_calls_per_1000_requests", "l3_hit_rate",
                 "zone_bytes_per_app"):
         values = [r["counters"][key] for r in runs
@@ -393,6 +417,7 @@ def scenario_result(raw_dir, scenario, p):
     variants = read_words(raw, "variants", [])
     instances = p["gateways"] if scenario == "gateways" else 1
     zone_bytes = size_bytes(p["apps_zone"] if scenario == "apps" else "1m")
+    runs = read_int(raw, "runs", p["runs"])
     out = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc)
                     .strftime("%Y-%m-%d %H:%M"),
@@ -400,7 +425,8 @@ def scenario_result(raw_dir, scenario, p):
         "variants": variants,
         "instances": instances,
         "zone_bytes": zone_bytes,
-        "throughput": {v: throughput(raw, v, p, instances, zone_bytes)
+        "runs": runs,
+        "throughput": {v: throughput(raw, v, runs, instances, zone_bytes)
                        for v in variants},
     }
 
@@ -514,10 +540,12 @@ def throughput_table(res):
             "%.1f %%" % (rps / base * 100) if base else "n/a",
             fmt(r.get("median_redis_calls_per_1000_requests"), "{:,.2f}"),
             fmt(r.get("median_l3_hit_rate"), "{:.2%}"),
+            fmt(r.get("median_server_cpu_us_per_request"), "{:,.1f}"),
         ))
     return table(["variant", "requests/s (median)", "each run",
                   "p50 (ms)", "p99 (ms)", "of plain", "Redis calls per "
-                  "1000 requests", "L3 hit rate"], rows)
+                  "1000 requests", "L3 hit rate", "server CPU per request "
+                  "(µs)"], rows)
 
 
 def spread_note(res):
@@ -615,6 +643,15 @@ def ratio(res, a, b):
     return t[a]["median_requests_per_s"] / t[b]["median_requests_per_s"]
 
 
+def cpu_ratio(res, a, b):
+    """How many times b's server CPU per request a's was, if measured."""
+    t = res["throughput"] if res else {}
+    key = "median_server_cpu_us_per_request"
+    if key not in t.get(a, {}) or key not in t.get(b, {}):
+        return None
+    return t[a][key] / t[b][key]
+
+
 def spread(res, *variants):
     """The widest spread between fastest and slowest run of variants."""
     t = res["throughput"]
@@ -688,6 +725,12 @@ def targets(results, steady):
             # no limiter is faster than no limiter: plain is the ceiling
             text += ("; plain nginx itself reached %.2fx in this run, the "
                      "most any limiter can" % bound)
+        cpu = cpu_ratio(gateways, "lua_redis", "tollgate_redis")
+        if cpu is not None:
+            # told apart from the verdict: it is not the target's measure
+            text += ("; apart from wrk, the servers spent %.1fx as much "
+                     "CPU per request on the per-request Redis design"
+                     % cpu)
         rows.append(("at least 3 times the per-request Redis design, with "
                      "three gateways", "%.2fx" % r, text))
 
@@ -761,6 +804,25 @@ def plot(results, img_dir):
     return made
 
 
+def redis_bound_text(res):
+    """What one Redis core allows each Redis variant, whatever the number
+    of gateways: the part of the server CPU that Redis spent."""
+    lines = []
+    for v, r in res["throughput"].items():
+        us = r.get("median_redis_cpu_us_per_request")
+        if not us:
+            continue
+        lines.append("- `%s`: Redis ran %s µs per request, so one Redis "
+                     "core serves at most about %s requests/s in all, "
+                     "however many gateways share it" % (
+                         v, fmt(us, "{:,.2f}"),
+                         fmt(1e6 / us, "{:,.0f}")))
+    if not lines:
+        return ""
+    return ("Of the server CPU per request, Redis's own share (median of "
+            "the runs):\n\n" + "\n".join(lines) + ".")
+
+
 def scenario_text(s, res, images):
     if res is None:
         return "Not measured yet: `BENCH_SCENARIOS=%s make bench`." % s
@@ -779,6 +841,8 @@ def scenario_text(s, res, images):
         parts.append(instructions_table(res))
     if s == "apps":
         parts.append(zone_table(res))
+    if s == "gateways" and redis_bound_text(res):
+        parts.append(redis_bound_text(res))
     return "\n\n".join(parts)
 
 
@@ -808,6 +872,9 @@ def render_doc(results_dir, doc, img_dir):
                                                       images)
     for name, value in p.items():
         fill[name.upper()] = value
+    # a scenario kept from an earlier run keeps the run count it had
+    fill["RUNS_GATEWAYS"] = (results.get("gateways") or {}).get(
+        "runs", p.get("runs_gateways", p["runs"]))
 
     with open(TEMPLATE) as f:
         text = f.read()

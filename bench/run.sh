@@ -28,8 +28,9 @@
 #             steady rate, lease horizons 200 ms and 500 ms
 #
 # 1. Throughput and latency: wrk on loopback, BENCH_RUNS runs of
-#    BENCH_DURATION seconds per variant (variants interleaved, so drift
-#    in the machine's load spreads over all), median reported.
+#    BENCH_DURATION seconds per variant (BENCH_RUNS_GATEWAYS, two more,
+#    in scenario gateways), variants interleaved so that drift in the
+#    machine's load spreads over all, median reported.
 # 2. Instructions per request (hit, apps, uploads): nginx as one process
 #    under callgrind (and Redis too, for the variants that call it),
 #    driven by an exact number of requests: (Ir of that run - Ir of a
@@ -60,6 +61,10 @@ export BENCH_APPS_WARM=${BENCH_APPS_WARM:-20000}
 export BENCH_UPLOAD_BYTES=${BENCH_UPLOAD_BYTES:-1048576}
 export BENCH_UPLOAD_REQUESTS=${BENCH_UPLOAD_REQUESTS:-500}
 export BENCH_GATEWAYS=${BENCH_GATEWAYS:-3}
+# the per-request Redis design's runs with three gateways fall in two
+# groups about 40 % apart (how the scheduler lays seven busy processes on
+# two cores), so three runs leave the median to chance
+export BENCH_RUNS_GATEWAYS=${BENCH_RUNS_GATEWAYS:-$(( BENCH_RUNS + 2 ))}
 export BENCH_FAR_MS=${BENCH_FAR_MS:-5}
 
 results=${BENCH_RESULTS:-$root/bench/results}
@@ -200,6 +205,7 @@ scenario_settings() {
     cg_warm=100
     cg_repeats=$BENCH_REPEATS
     instances=1
+    runs=$BENCH_RUNS
     far_port=""
 
     case $scenario in
@@ -225,6 +231,7 @@ scenario_settings() {
         ;;
     gateways)
         instances=$BENCH_GATEWAYS
+        runs=$BENCH_RUNS_GATEWAYS
         ;;
     esac
 }
@@ -432,11 +439,28 @@ start_far_proxy() {
 }
 
 
+# cpu_ns PID...: CPU time, in nanoseconds, that the processes PID and
+# their children have run so far, every thread counted (the scheduler's
+# own clock: finer than the 10 ms ticks of /proc/PID/stat)
+cpu_ns() {
+    local top pid tasks=""
+
+    for top in "$@"; do
+        for pid in "$top" $(pgrep -P "$top" || true); do
+            tasks="$tasks /proc/$pid/task/*/schedstat"
+        done
+    done
+    # shellcheck disable=SC2086
+    cat $tasks 2>/dev/null | awk '{ ns += $1 } END { printf "%.0f\n", ns }'
+}
+
+
 # wrk_runs VARIANT RUN: one fresh set of gateways of VARIANT, a warm-up
 # and BENCH_DURATION seconds of wrk on each at once; keeps wrk's output,
 # Tollgate's counters and Redis's.
 wrk_runs() {
     local v=$1 run=$2 i wpid wpids="" gw_pids=() gw_ports=() gw_prefixes=()
+    local cpu_nginx cpu_redis
     local raw=$work/raw/$scenario
 
     if uses_redis "$v"; then
@@ -453,6 +477,10 @@ wrk_runs() {
     # CPU caches, leases
     for phase in warm run; do
         wpids=""
+        if [ $phase = run ]; then
+            cpu_nginx=$(cpu_ns "${gw_pids[@]}")
+            cpu_redis=$(cpu_ns "$shared_redis_pid")
+        fi
         for i in $(seq "$instances"); do
             # shellcheck disable=SC2086
             wrk $wrk_args -d"$([ $phase = warm ] && echo 1 ||
@@ -468,6 +496,16 @@ wrk_runs() {
             untrack "$wpid"
         done
     done
+
+    # what the servers spent during the measured run, wrk aside: on this
+    # one machine wrk takes its share of the cores from every variant
+    # alike, so requests/s understates how far apart the designs are
+    {
+        echo "nginx $(( $(cpu_ns "${gw_pids[@]}") - cpu_nginx ))"
+        if uses_redis "$v"; then
+            echo "redis $(( $(cpu_ns "$shared_redis_pid") - cpu_redis ))"
+        fi
+    } >"$raw/cpu-$v-$run.txt"
 
     for i in $(seq "$instances"); do
         case $v in
@@ -576,6 +614,7 @@ write_apps
 # one Redis for every wrk run, nothing persisted
 start_redis "$work/redis"
 shared_redis_port=$redis_port
+shared_redis_pid=$redis_pid
 nginx_redis_port=$shared_redis_port
 
 wrk_args="-t$BENCH_THREADS -c$BENCH_CONNECTIONS"
@@ -599,9 +638,10 @@ for scenario in $BENCH_SCENARIOS; do
         nginx_redis_port=$far_port
     fi
 
-    echo "bench: $scenario: throughput, $BENCH_RUNS x ${BENCH_DURATION}s" \
+    echo "$runs" >"$work/raw/$scenario/runs"
+    echo "bench: $scenario: throughput, $runs x ${BENCH_DURATION}s" \
          "per variant ($variants)"
-    for run in $(seq "$BENCH_RUNS"); do
+    for run in $(seq "$runs"); do
         for v in $variants; do
             wrk_runs "$v" "$run"
         done

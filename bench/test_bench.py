@@ -39,6 +39,11 @@ def test_hit_scenario_writes_figures_doc_and_plots(tmp_path):
         assert len(t["runs"]) == 1
         assert t["median_requests_per_s"] > 100
         assert 0 < t["median_p50_us"] <= t["median_p99_us"]
+        # nginx served every request: it cannot have spent no CPU, nor
+        # more than the run's wall time on each of the two cores
+        cpu = t["runs"][0]["server_cpu_us_per_request"]
+        assert set(cpu) == {"nginx"}
+        assert 0 < cpu["nginx"] < 2e6 / t["median_requests_per_s"]
         ins = hit["instructions"][v]
         assert ins["median_ir_per_request"] > 1000
 
