@@ -816,7 +816,7 @@ def redis_bound_text(res):
                      "core serves at most about %s requests/s in all, "
                      "however many gateways share it" % (
                          v, fmt(us, "{:,.2f}"),
-                         fmt(1e6 / us, "{:,.0f}")))
+                         fmt(float("%.2g" % (1e6 / us)), "{:,.0f}")))
     if not lines:
         return ""
     return ("Of the server CPU per request, Redis's own share (median of "
