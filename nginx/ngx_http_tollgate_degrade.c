@@ -209,7 +209,9 @@ ngx_http_tollgate_parse_level(u_char *data, size_t len)
  * The local share, for when Redis cannot decide: an application may use
  * its quota divided by the live gateways, last known, by the standalone
  * rules, in this gateway's shared memory.  What it uses is counted and
- * reported once Redis answers again.
+ * reported once Redis answers again.  Returns NGX_OK for a decision,
+ * NGX_DECLINED for an admission without one (fail mode open, or no
+ * quota known yet) and NGX_BUSY when the zone had no room for the share.
  */
 
 ngx_int_t
@@ -226,18 +228,20 @@ ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
 
     dc = &cnode->u.dcluster;
 
-    if (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_OPEN || !d->known) {
-        /* an application never heard of has no known share: admitted */
-        grant->granted_tokens = cost_tokens;
-        grant->layer = TG_LAYER_LOCAL;
-        return NGX_OK;
-    }
+    /* closed refuses whatever Redis cannot decide, known or not */
 
     if (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_CLOSED) {
         grant->granted_tokens = 0;
         grant->layer = TG_LAYER_LOCAL;
         grant->retry_after_ms = 1000;
         return NGX_OK;
+    }
+
+    if (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_OPEN || !d->known) {
+        /* an application never heard of has no known share: admitted */
+        grant->granted_tokens = cost_tokens;
+        grant->layer = TG_LAYER_LOCAL;
+        return NGX_DECLINED;
     }
 
     live = dc->live_gateways ? dc->live_gateways : 1;
@@ -265,11 +269,10 @@ ngx_http_tollgate_local_locked(ngx_http_tollgate_main_conf_t *mcf,
     x = ngx_http_tollgate_dextra_get_locked(zone, d, 1);
 
     if (x == NULL) {
-        /* the zone has no room for them: admitted undecided, counted */
-        zone->sh->fail_open++;
+        /* the zone has no room for them: admitted undecided */
         grant->granted_tokens = cost_tokens;
         grant->layer = TG_LAYER_LOCAL;
-        return NGX_OK;
+        return NGX_BUSY;
     }
 
     if (!x->local_ready) {

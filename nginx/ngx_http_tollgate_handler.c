@@ -699,6 +699,13 @@ ngx_http_tollgate_reject(ngx_http_request_t *r,
     }
 
     p = ngx_http_tollgate_policy(body, last, ctx);
+
+    /* refused undecided (fail mode closed): a local policy of nothing */
+
+    if (grant->layer == TG_LAYER_LOCAL) {
+        p = ngx_slprintf(p, last, ", \"local\";q=0;w=1");
+    }
+
     rc = ngx_http_tollgate_add_header(r, "RateLimit-Policy", body, p - body);
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -30,6 +30,12 @@ static ngx_http_tollgate_lease_rc_e ngx_http_tollgate_lease_decide(
     uint64_t *min);
 static ngx_int_t ngx_http_tollgate_lease_wait(ngx_http_request_t *r,
     ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_ctx_t *ctx);
+static ngx_http_tollgate_lease_rc_e ngx_http_tollgate_lease_noroom(
+    ngx_http_request_t *r, ngx_http_tollgate_loc_conf_t *lcf,
+    ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_ctx_t *ctx,
+    tg_grant_t *grant, ngx_http_tollgate_node_t *cnode);
+static uint64_t ngx_http_tollgate_fail_open_locked(
+    ngx_http_tollgate_zone_t *zone, tg_msec_t now_ms);
 static void ngx_http_tollgate_lease_wake(ngx_http_request_t *r);
 
 
@@ -116,6 +122,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     ngx_int_t                       level;
     ngx_uint_t                      was_inflight, decision, sync_now;
     ngx_uint_t                      local;
+    ngx_int_t                       local_rc;
+    uint64_t                        undecided;
+    const char                     *why;
     tg_msec_t                       now_ms, stale_ms;
     tg_lease_t                     *lease;
     tg_lease_conf_t                 lc, *lcp;
@@ -130,6 +139,8 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
     sync_now = 0;
+    undecided = 0;
+    why = NULL;
 
     ngx_http_tollgate_lock(&zone->shpool->mutex);
 
@@ -156,15 +167,8 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     }
 
     if (cnode == NULL || anode == NULL) {
-
-        /* the zone is full of applications that owe: admitted, counted */
-
-        zone->sh->fail_open++;
-        ngx_http_tollgate_unlock(&zone->shpool->mutex);
-
-        ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
-        ctx->layer = TG_LAYER_LOCAL;
-        return NGX_HTTP_TOLLGATE_LEASE_ALLOW;
+        return ngx_http_tollgate_lease_noroom(r, lcf, mcf, ctx, grant,
+                                              cnode);
     }
 
     d = &anode->u.dapp;
@@ -280,9 +284,9 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     }
 
     if (local) {
-        (void) ngx_http_tollgate_local_locked(mcf, zone, cnode, d,
-                                              ctx->cost_tokens, now_ms,
-                                              grant);
+        local_rc = ngx_http_tollgate_local_locked(mcf, zone, cnode, d,
+                                                  ctx->cost_tokens, now_ms,
+                                                  grant);
 
         if (grant->granted_tokens == 0) {
             rc = NGX_HTTP_TOLLGATE_LEASE_REJECT;
@@ -290,8 +294,12 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
         } else {
             rc = NGX_HTTP_TOLLGATE_LEASE_ALLOW;
 
-            if (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_OPEN || !d->known) {
-                zone->sh->fail_open++;
+            if (local_rc != NGX_OK) {
+                undecided = ngx_http_tollgate_fail_open_locked(zone, now_ms);
+                why = (local_rc == NGX_BUSY)
+                      ? "no room in the zone for its local share"
+                      : (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_OPEN)
+                        ? "fail mode open" : "no quota known for it yet";
             }
         }
     }
@@ -368,6 +376,15 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
+    if (undecided) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "tollgate admitted %uL requests without a decision "
+                      "in zone \"%V\" since the last such line, the last "
+                      "of app \"%V\" in cluster \"%V\" at level %i: %s",
+                      undecided, &zone->name, &ctx->app,
+                      &ctx->cluster->id, level, why);
+    }
+
     /* usage is reported every 100 ms, or every 1000 operations */
 
     if (sync_now) {
@@ -375,6 +392,95 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     }
 
     return rc;
+}
+
+
+/*
+ * The zone has no record to spare for this application: each holds a
+ * lease, a report or a local share in use (Redis is behind, or the zone
+ * is too small).  With nothing to decide on, the fail mode says what
+ * happens, as when Redis cannot answer.  Called with the zone locked;
+ * unlocks it.
+ */
+
+static ngx_http_tollgate_lease_rc_e
+ngx_http_tollgate_lease_noroom(ngx_http_request_t *r,
+    ngx_http_tollgate_loc_conf_t *lcf, ngx_http_tollgate_main_conf_t *mcf,
+    ngx_http_tollgate_ctx_t *ctx, tg_grant_t *grant,
+    ngx_http_tollgate_node_t *cnode)
+{
+    uint64_t                   undecided;
+    tg_msec_t                  now_ms;
+    ngx_http_tollgate_zone_t  *zone;
+
+    zone = ctx->zone;
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    ngx_memzero(grant, sizeof(tg_grant_t));
+    grant->layer = TG_LAYER_LOCAL;
+    ctx->layer = TG_LAYER_LOCAL;
+
+    if (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_CLOSED) {
+        grant->retry_after_ms = 1000;
+
+        /* the refusal's RateLimit-Policy names what is known: the pool */
+
+        ctx->capacity_tps = (cnode != NULL && cnode->u.dcluster.capacity_tps)
+                            ? cnode->u.dcluster.capacity_tps
+                            : ctx->cluster->conf.capacity_tps;
+
+        zone->sh->refused[NGX_HTTP_TOLLGATE_REJECTED]++;
+        ctx->decision = lcf->dry_run ? NGX_HTTP_TOLLGATE_DRY_RUN
+                                     : NGX_HTTP_TOLLGATE_REJECTED;
+
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
+
+        return NGX_HTTP_TOLLGATE_LEASE_REJECT;
+    }
+
+    undecided = ngx_http_tollgate_fail_open_locked(zone, now_ms);
+    ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
+
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
+
+    if (undecided) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "tollgate admitted %uL requests without a decision "
+                      "in zone \"%V\" since the last such line, the last "
+                      "of app \"%V\" in cluster \"%V\": no room in the "
+                      "zone for it, every record is in use", undecided,
+                      &zone->name, &ctx->app, &ctx->cluster->id);
+    }
+
+    return NGX_HTTP_TOLLGATE_LEASE_ALLOW;
+}
+
+
+/*
+ * Counts a request admitted without a decision and returns how many
+ * there were since the log last said so, at most once a second per
+ * zone, else 0: a line per request would flood the log in an outage.
+ */
+
+static uint64_t
+ngx_http_tollgate_fail_open_locked(ngx_http_tollgate_zone_t *zone,
+    tg_msec_t now_ms)
+{
+    uint64_t                    undecided;
+    ngx_http_tollgate_shctx_t  *sh;
+
+    sh = zone->sh;
+    sh->fail_open++;
+
+    if (now_ms - sh->fail_open_logged_ms < 1000) {
+        return 0;
+    }
+
+    undecided = sh->fail_open - sh->fail_open_logged;
+    sh->fail_open_logged = sh->fail_open;
+    sh->fail_open_logged_ms = now_ms;
+
+    return undecided;
 }
 
 

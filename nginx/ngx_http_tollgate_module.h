@@ -238,6 +238,8 @@ typedef struct {
     uint64_t                     l3_hits;
     uint64_t                     l3_misses;
     uint64_t                     fail_open;
+    uint64_t                     fail_open_logged;  /* said in the log */
+    tg_msec_t                    fail_open_logged_ms;
     ngx_uint_t                   ops_since_sync;
     tg_msec_t                    next_sync_ms;
     tg_msec_t                    next_heartbeat_ms;

@@ -14,15 +14,12 @@ application and takes its record.
 Here a 256 KiB zone (about a thousand applications) sees three thousand.
 """
 
-import threading
-
 import tgdist
-from tgdist import put_app, wait_for
+from tgdist import ask_each, put_app, wait_for
 
 ZONE = "tg:256k"
 APPS = 3000
 RECENT = 200
-THREADS = 4
 
 
 def counters(gw):
@@ -34,30 +31,6 @@ def counters(gw):
         "fail_open": m.value("tollgate_fail_open_total"),
         "level": m.value("tollgate_degradation_level"),
     }
-
-
-def ask_each(gw, names):
-    """One GET per application, from THREADS keep-alive connections;
-    returns the statuses."""
-    todo = iter(names)
-    lock = threading.Lock()
-    statuses = []
-
-    def run():
-        with gw.client() as c:
-            while True:
-                with lock:
-                    app = next(todo, None)
-                if app is None:
-                    return
-                statuses.append(c.request("GET", "/obj/1k", app=app).status)
-
-    threads = [threading.Thread(target=run) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return statuses
 
 
 def test_a_full_zone_reports_and_decides_locally_in_an_outage(

@@ -335,6 +335,30 @@ def start_gateways(gateway, count, redis_spec, cluster="c1", extra="",
             for i in range(count)]
 
 
+def ask_each(gw, names, threads=4, path="/obj/1k"):
+    """One GET per application named, from `threads` keep-alive
+    connections at once; returns the statuses, in no particular order."""
+    todo = iter(names)
+    lock = threading.Lock()
+    statuses = []
+
+    def run():
+        with gw.client() as c:
+            while True:
+                with lock:
+                    app = next(todo, None)
+                if app is None:
+                    return
+                statuses.append(c.request("GET", path, app=app).status)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return statuses
+
+
 def lease_of(gw, app):
     """The app's entry of the gateway's status, None while it has none."""
     for zone in gw.status()["zones"]:
