@@ -41,6 +41,8 @@ static char *ngx_http_tollgate_report(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tollgate_status_code(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_tollgate_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_tollgate_redis_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_tollgate_parse_addrs(ngx_conf_t *cf,
@@ -169,7 +171,7 @@ static ngx_command_t  ngx_http_tollgate_commands[] = {
 
     { ngx_string("tollgate_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_tollgate_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tollgate_loc_conf_t, log_level),
       &ngx_http_tollgate_log_levels },
@@ -197,7 +199,7 @@ static ngx_command_t  ngx_http_tollgate_commands[] = {
 
     { ngx_string("tollgate_fail_mode"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_tollgate_enum,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tollgate_main_conf_t, fail_mode),
       &ngx_http_tollgate_fail_modes },
@@ -556,7 +558,8 @@ static ngx_int_t
 ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
     ngx_http_tollgate_main_conf_t *mcf)
 {
-    u_char  *p;
+    u_char      *p;
+    const char  *name;
 
     if (!mcf->lease_set) {
         tg_lease_conf_default(&mcf->lease);
@@ -564,6 +567,21 @@ ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
 
     if (!mcf->health_set) {
         tg_health_conf_default(&mcf->health);
+    }
+
+    /* said, not silently ignored: these govern the talk with Redis */
+
+    if (!mcf->distributed) {
+        name = mcf->lease_set ? "tollgate_lease"
+               : mcf->health_set ? "tollgate_degradation"
+               : (mcf->fail_mode != NGX_CONF_UNSET_UINT)
+                 ? "tollgate_fail_mode" : NULL;
+
+        if (name != NULL) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"%s\" has no effect without \"tollgate_redis\""
+                          " (standalone mode)", name);
+        }
     }
 
     ngx_conf_init_uint_value(mcf->fail_mode, NGX_HTTP_TOLLGATE_FAIL_LOCAL);
@@ -582,14 +600,14 @@ ngx_http_tollgate_init_distributed(ngx_conf_t *cf,
     /* gateways sharing a Redis tell themselves apart by this id */
 
     if (mcf->gateway_id.len == 0) {
-        p = ngx_pnalloc(cf->pool, ngx_cycle->hostname.len);
+        p = ngx_pnalloc(cf->pool, cf->cycle->hostname.len);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, ngx_cycle->hostname.data, ngx_cycle->hostname.len);
+        ngx_memcpy(p, cf->cycle->hostname.data, cf->cycle->hostname.len);
         mcf->gateway_id.data = p;
-        mcf->gateway_id.len = ngx_cycle->hostname.len;
+        mcf->gateway_id.len = cf->cycle->hostname.len;
     }
 
     if (ngx_http_tollgate_valid_id(&mcf->gateway_id) != NGX_OK) {
@@ -1582,53 +1600,106 @@ ngx_http_tollgate_degradation(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             n = ngx_parse_time(&s, 0);
         }
 
-        if (n == NGX_ERROR) {
-            ngx_http_tollgate_bad_value(cf, cmd, &value[i],
-                                        "a time or a percentage is expected");
-            return NGX_CONF_ERROR;
-        }
+        if (name.len == 8 && ngx_strncmp(name.data, "conserve", 8) == 0) {
+            if (percent || n <= 0 || n > 60000) {
+                goto bad_latency;
+            }
 
-        if (!percent && name.len == 8
-            && ngx_strncmp(name.data, "conserve", 8) == 0)
-        {
             mcf->health.conserve_p99_us = (uint32_t) n * 1000;
 
-        } else if (!percent && name.len == 11
+        } else if (name.len == 11
                    && ngx_strncmp(name.data, "local_first", 11) == 0)
         {
+            if (percent || n <= 0 || n > 60000) {
+                goto bad_latency;
+            }
+
             mcf->health.local_first_p99_us = (uint32_t) n * 1000;
 
-        } else if (percent && n <= 1000 && name.len == 6
-                   && ngx_strncmp(name.data, "errors", 6) == 0)
-        {
+        } else if (name.len == 6 && ngx_strncmp(name.data, "errors", 6) == 0) {
+            if (!percent || n <= 0 || n > 1000) {
+                goto bad_rate;
+            }
+
             mcf->health.local_first_error_permille = (uint32_t) n;
 
-        } else if (percent && n <= 1000 && name.len == 10
+        } else if (name.len == 10
                    && ngx_strncmp(name.data, "fail_local", 10) == 0)
         {
+            if (!percent || n <= 0 || n > 1000) {
+                goto bad_rate;
+            }
+
             mcf->health.fail_local_error_permille = (uint32_t) n;
 
-        } else if (!percent && n > 0 && name.len == 4
-                   && ngx_strncmp(name.data, "hold", 4) == 0)
-        {
+        } else if (name.len == 4 && ngx_strncmp(name.data, "hold", 4) == 0) {
+            if (percent || n <= 0 || n > 600000) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "hold is a time from 1ms to "
+                                            "10m");
+                return NGX_CONF_ERROR;
+            }
+
             mcf->health.hold_ms = n;
 
-        } else if (!percent && n >= 100 && name.len == 6
-                   && ngx_strncmp(name.data, "window", 6) == 0)
-        {
+        } else if (name.len == 6 && ngx_strncmp(name.data, "window", 6) == 0) {
+            if (percent || n < 100 || n > 600000) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "window is a time from 100ms "
+                                            "to 10m");
+                return NGX_CONF_ERROR;
+            }
+
             mcf->health.window_ms = n;
 
         } else {
             ngx_http_tollgate_bad_value(cf, cmd, &value[i],
-                                        "unknown parameter or value out of "
-                                        "range");
+                                        "unknown parameter");
             return NGX_CONF_ERROR;
         }
+    }
+
+    /* each level is entered past the one before it, or it is never seen */
+
+    if (mcf->health.conserve_p99_us >= mcf->health.local_first_p99_us) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value in \"%V\" directive: conserve "
+                           "(%uD ms) must be below local_first (%uD ms)",
+                           &cmd->name, mcf->health.conserve_p99_us / 1000,
+                           mcf->health.local_first_p99_us / 1000);
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->health.local_first_error_permille
+        >= mcf->health.fail_local_error_permille)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value in \"%V\" directive: errors "
+                           "(%uD.%uD%%) must be below fail_local (%uD.%uD%%)",
+                           &cmd->name,
+                           mcf->health.local_first_error_permille / 10,
+                           mcf->health.local_first_error_permille % 10,
+                           mcf->health.fail_local_error_permille / 10,
+                           mcf->health.fail_local_error_permille % 10);
+        return NGX_CONF_ERROR;
     }
 
     mcf->health_set = 1;
 
     return NGX_CONF_OK;
+
+bad_latency:
+
+    ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                "a p99 latency from 1ms to 60s is expected");
+    return NGX_CONF_ERROR;
+
+bad_rate:
+
+    ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                "an error rate above 0% and at most 100% "
+                                "is expected");
+    return NGX_CONF_ERROR;
 }
 
 
@@ -1677,6 +1748,14 @@ ngx_http_tollgate_lease(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                                &mcf->lease.min_tokens)
                 != NGX_OK)
             {
+                return NGX_CONF_ERROR;
+            }
+
+            /* a lease of nothing would send every request to Redis */
+
+            if (mcf->lease.min_tokens == 0) {
+                ngx_http_tollgate_bad_value(cf, cmd, &value[i],
+                                            "min is at least 1 token");
                 return NGX_CONF_ERROR;
             }
 
@@ -1872,6 +1951,52 @@ ngx_http_tollgate_parse_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
     *tokens = (uint64_t) n;
 
     return NGX_OK;
+}
+
+
+/*
+ * One word of a fixed set, as nginx's own enum slot reads it, but a
+ * wrong word is answered with the words that are right.
+ */
+
+static char *
+ngx_http_tollgate_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char           *p, *last;
+    ngx_str_t        *value;
+    ngx_uint_t       *field, i;
+    ngx_conf_enum_t  *e;
+    u_char            words[128];
+
+    field = (ngx_uint_t *) ((u_char *) conf + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    p = words;
+    last = words + sizeof(words);
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *field = e[i].value;
+            return NGX_CONF_OK;
+        }
+
+        p = ngx_slprintf(p, last, "%s\"%V\"", i ? ", " : "", &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, one of "
+                       "%*s is expected", &value[1], &cmd->name,
+                       (size_t) (p - words), words);
+
+    return NGX_CONF_ERROR;
 }
 
 

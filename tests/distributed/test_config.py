@@ -2,6 +2,7 @@
 gateway within about a second, applications unknown to Redis are
 refused, and nginx.conf only seeds what Redis does not have."""
 
+import socket
 import time
 
 import tgdist
@@ -176,3 +177,18 @@ def test_the_profile_redis_names_is_kept_across_reloads(redis_servers,
     # all of it from the lease taken before the reloads
     assert gw.metrics().value("tollgate_redis_calls_total", script="acquire",
                               result="ok") <= acquires + 1
+
+
+def test_a_gateway_without_an_id_registers_under_its_host_name(
+        redis_servers, gateway):
+    r, rc = redis_servers.single(c1=100000)
+    put_app(rc, "c1", "a1", 1000)
+    gw = gateway(http=f"tollgate_redis {r.addr};",
+                 cluster="tollgate_cluster c1;")
+
+    assert gw.request("GET", "/obj/1k", app="a1").status == 200
+
+    # nginx keeps the host name in lower case
+    name = socket.gethostname().lower()
+    wait_for(lambda: rc.zscore("tg:{c1}:gateways", name) is not None, 5,
+             f"no gateway {name!r} in {rc.zrange('tg:{c1}:gateways', 0, -1)}")
