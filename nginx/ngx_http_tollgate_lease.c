@@ -33,9 +33,10 @@ static ngx_int_t ngx_http_tollgate_lease_wait(ngx_http_request_t *r,
 static ngx_http_tollgate_lease_rc_e ngx_http_tollgate_lease_noroom(
     ngx_http_request_t *r, ngx_http_tollgate_loc_conf_t *lcf,
     ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_ctx_t *ctx,
-    tg_grant_t *grant, ngx_http_tollgate_node_t *cnode);
-static uint64_t ngx_http_tollgate_fail_open_locked(
-    ngx_http_tollgate_zone_t *zone, tg_msec_t now_ms);
+    tg_grant_t *grant, ngx_http_tollgate_node_t *cnode)
+    NGX_HTTP_TOLLGATE_COLD;
+static void ngx_http_tollgate_undecided_locked(
+    ngx_http_tollgate_ctx_t *ctx, ngx_uint_t why) NGX_HTTP_TOLLGATE_COLD;
 static void ngx_http_tollgate_lease_wake(ngx_http_request_t *r);
 
 
@@ -123,8 +124,7 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     ngx_uint_t                      was_inflight, decision, sync_now;
     ngx_uint_t                      local;
     ngx_int_t                       local_rc;
-    uint64_t                        undecided;
-    const char                     *why;
+    ngx_uint_t                      why;
     tg_msec_t                       now_ms, stale_ms;
     tg_lease_t                     *lease;
     tg_lease_conf_t                 lc, *lcp;
@@ -139,8 +139,6 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
     zone = ctx->zone;
     now_ms = (tg_msec_t) ngx_current_msec;
     sync_now = 0;
-    undecided = 0;
-    why = NULL;
 
     ngx_http_tollgate_lock(&zone->shpool->mutex);
 
@@ -295,11 +293,13 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
             rc = NGX_HTTP_TOLLGATE_LEASE_ALLOW;
 
             if (local_rc != NGX_OK) {
-                undecided = ngx_http_tollgate_fail_open_locked(zone, now_ms);
                 why = (local_rc == NGX_BUSY)
-                      ? "no room in the zone for its local share"
+                      ? NGX_HTTP_TOLLGATE_UNDECIDED_NOSHARE
                       : (mcf->fail_mode == NGX_HTTP_TOLLGATE_FAIL_OPEN)
-                        ? "fail mode open" : "no quota known for it yet";
+                        ? NGX_HTTP_TOLLGATE_UNDECIDED_OPEN
+                        : NGX_HTTP_TOLLGATE_UNDECIDED_NEW;
+
+                ngx_http_tollgate_undecided_locked(ctx, why);
             }
         }
     }
@@ -376,15 +376,6 @@ ngx_http_tollgate_lease_decide(ngx_http_request_t *r,
 
     ngx_http_tollgate_unlock(&zone->shpool->mutex);
 
-    if (undecided) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "tollgate admitted %uL requests without a decision "
-                      "in zone \"%V\" since the last such line, the last "
-                      "of app \"%V\" in cluster \"%V\" at level %i: %s",
-                      undecided, &zone->name, &ctx->app,
-                      &ctx->cluster->id, level, why);
-    }
-
     /* usage is reported every 100 ms, or every 1000 operations */
 
     if (sync_now) {
@@ -409,12 +400,9 @@ ngx_http_tollgate_lease_noroom(ngx_http_request_t *r,
     ngx_http_tollgate_ctx_t *ctx, tg_grant_t *grant,
     ngx_http_tollgate_node_t *cnode)
 {
-    uint64_t                   undecided;
-    tg_msec_t                  now_ms;
     ngx_http_tollgate_zone_t  *zone;
 
     zone = ctx->zone;
-    now_ms = (tg_msec_t) ngx_current_msec;
 
     ngx_memzero(grant, sizeof(tg_grant_t));
     grant->layer = TG_LAYER_LOCAL;
@@ -438,49 +426,42 @@ ngx_http_tollgate_lease_noroom(ngx_http_request_t *r,
         return NGX_HTTP_TOLLGATE_LEASE_REJECT;
     }
 
-    undecided = ngx_http_tollgate_fail_open_locked(zone, now_ms);
+    ngx_http_tollgate_undecided_locked(ctx,
+                                       NGX_HTTP_TOLLGATE_UNDECIDED_NOROOM);
     ctx->decision = NGX_HTTP_TOLLGATE_ALLOWED;
 
     ngx_http_tollgate_unlock(&zone->shpool->mutex);
-
-    if (undecided) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "tollgate admitted %uL requests without a decision "
-                      "in zone \"%V\" since the last such line, the last "
-                      "of app \"%V\" in cluster \"%V\": no room in the "
-                      "zone for it, every record is in use", undecided,
-                      &zone->name, &ctx->app, &ctx->cluster->id);
-    }
 
     return NGX_HTTP_TOLLGATE_LEASE_ALLOW;
 }
 
 
 /*
- * Counts a request admitted without a decision and returns how many
- * there were since the log last said so, at most once a second per
- * zone, else 0: a line per request would flood the log in an outage.
+ * Counts a request admitted without a decision and keeps what the log
+ * will say of the last one (the sync timer's
+ * ngx_http_tollgate_say_undecided()).  Zone locked.
  */
 
-static uint64_t
-ngx_http_tollgate_fail_open_locked(ngx_http_tollgate_zone_t *zone,
-    tg_msec_t now_ms)
+static void
+ngx_http_tollgate_undecided_locked(ngx_http_tollgate_ctx_t *ctx,
+    ngx_uint_t why)
 {
-    uint64_t                    undecided;
     ngx_http_tollgate_shctx_t  *sh;
 
-    sh = zone->sh;
+    sh = ctx->zone->sh;
     sh->fail_open++;
 
-    if (now_ms - sh->fail_open_logged_ms < 1000) {
-        return 0;
-    }
+    sh->fail_open_app_len = (uint8_t) ngx_min(ctx->app.len,
+                                              NGX_HTTP_TOLLGATE_ID_MAX);
+    ngx_memcpy(sh->fail_open_app, ctx->app.data, sh->fail_open_app_len);
 
-    undecided = sh->fail_open - sh->fail_open_logged;
-    sh->fail_open_logged = sh->fail_open;
-    sh->fail_open_logged_ms = now_ms;
+    sh->fail_open_cluster_len = (uint8_t) ngx_min(ctx->cluster->id.len,
+                                                  NGX_HTTP_TOLLGATE_ID_MAX);
+    ngx_memcpy(sh->fail_open_cluster, ctx->cluster->id.data,
+               sh->fail_open_cluster_len);
 
-    return undecided;
+    sh->fail_open_why = (uint8_t) why;
+    sh->fail_open_level = (int8_t) ngx_http_tollgate_level();
 }
 
 

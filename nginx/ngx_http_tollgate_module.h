@@ -27,6 +27,17 @@
 /* buckets of tollgate_check_duration_seconds, in microseconds */
 #define NGX_HTTP_TOLLGATE_HIST_BUCKETS  8
 
+/*
+ * For the rare branches of the request path (a full zone, a request
+ * admitted undecided): kept out of line, so that inlining them does not
+ * cost the usual request registers and instructions.
+ */
+#if (defined __GNUC__)
+#define NGX_HTTP_TOLLGATE_COLD  __attribute__((cold, noinline))
+#else
+#define NGX_HTTP_TOLLGATE_COLD
+#endif
+
 
 typedef enum {
     NGX_HTTP_TOLLGATE_ALLOWED = 0,
@@ -238,8 +249,6 @@ typedef struct {
     uint64_t                     l3_hits;
     uint64_t                     l3_misses;
     uint64_t                     fail_open;
-    uint64_t                     fail_open_logged;  /* said in the log */
-    tg_msec_t                    fail_open_logged_ms;
     ngx_uint_t                   ops_since_sync;
     tg_msec_t                    next_sync_ms;
     tg_msec_t                    next_heartbeat_ms;
@@ -253,7 +262,28 @@ typedef struct {
     int8_t                       forced_local;    /* control endpoint */
     int8_t                       forced_gateway;  /* Redis, this gateway */
     int8_t                       forced_all;      /* Redis, all gateways */
+
+    /*
+     * Requests admitted without a decision, summed up in the log by the
+     * sync timer at most once a second, with the last one's names: the
+     * request path only counts and copies, in its rare branch.
+     */
+    uint64_t                     fail_open_said;
+    tg_msec_t                    fail_open_said_ms;
+    u_char                       fail_open_app[NGX_HTTP_TOLLGATE_ID_MAX];
+    u_char                       fail_open_cluster[NGX_HTTP_TOLLGATE_ID_MAX];
+    uint8_t                      fail_open_app_len;
+    uint8_t                      fail_open_cluster_len;
+    uint8_t                      fail_open_why;
+    int8_t                       fail_open_level;
 } ngx_http_tollgate_shctx_t;
+
+
+/* why a request was admitted without a decision */
+#define NGX_HTTP_TOLLGATE_UNDECIDED_OPEN      0   /* fail mode open */
+#define NGX_HTTP_TOLLGATE_UNDECIDED_NEW       1   /* no quota known yet */
+#define NGX_HTTP_TOLLGATE_UNDECIDED_NOSHARE   2   /* no room for a share */
+#define NGX_HTTP_TOLLGATE_UNDECIDED_NOROOM    3   /* no record at all */
 
 
 typedef struct {

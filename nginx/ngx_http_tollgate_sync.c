@@ -70,6 +70,8 @@ typedef struct {
 static void ngx_http_tollgate_sync_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_tollgate_connected(
     ngx_http_tollgate_main_conf_t *mcf);
+static void ngx_http_tollgate_say_undecided(ngx_http_tollgate_zone_t *zone,
+    ngx_log_t *log);
 static void ngx_http_tollgate_sync_zone(ngx_http_tollgate_main_conf_t *mcf,
     ngx_http_tollgate_zone_t *zone, ngx_uint_t *seeded);
 static ngx_uint_t ngx_http_tollgate_collect_locked(
@@ -279,11 +281,78 @@ ngx_http_tollgate_sync_handler(ngx_event_t *ev)
 
     for (i = 0; i < mcf->zones.nelts; i++) {
         ngx_http_tollgate_sync_zone(mcf, zones[i]->data, &seeded);
+        ngx_http_tollgate_say_undecided(zones[i]->data, ev->log);
     }
 
     if (!ngx_http_tollgate_sync_ev.timer_set) {
         ngx_add_timer(&ngx_http_tollgate_sync_ev, NGX_HTTP_TOLLGATE_SYNC_MS);
     }
+}
+
+
+/*
+ * Says how many requests the zone admitted without a decision since it
+ * last did, at most once a second, naming the last of them: one line
+ * each would flood the log in an outage, and the request path is no
+ * place to write it.  Whichever worker's tick comes first says it.
+ */
+
+static void
+ngx_http_tollgate_say_undecided(ngx_http_tollgate_zone_t *zone,
+    ngx_log_t *log)
+{
+    size_t                      app_len, cluster_len;
+    uint64_t                    undecided;
+    tg_msec_t                   now_ms;
+    ngx_uint_t                  why;
+    ngx_int_t                   level;
+    ngx_http_tollgate_shctx_t  *sh;
+    u_char                      app[NGX_HTTP_TOLLGATE_ID_MAX];
+    u_char                      cluster[NGX_HTTP_TOLLGATE_ID_MAX];
+
+    static const char  *whys[] = {
+        "fail mode open",
+        "no quota known for it yet",
+        "no room in the zone for its local share",
+        "no room in the zone for it, every record is in use"
+    };
+
+    sh = zone->sh;
+    now_ms = (tg_msec_t) ngx_current_msec;
+
+    /* read without the lock first: most ticks have nothing to say */
+
+    if (sh->fail_open == sh->fail_open_said
+        || now_ms - sh->fail_open_said_ms < 1000)
+    {
+        return;
+    }
+
+    ngx_http_tollgate_lock(&zone->shpool->mutex);
+
+    undecided = sh->fail_open - sh->fail_open_said;
+    sh->fail_open_said = sh->fail_open;
+    sh->fail_open_said_ms = now_ms;
+
+    app_len = sh->fail_open_app_len;
+    ngx_memcpy(app, sh->fail_open_app, app_len);
+    cluster_len = sh->fail_open_cluster_len;
+    ngx_memcpy(cluster, sh->fail_open_cluster, cluster_len);
+    why = ngx_min(sh->fail_open_why, sizeof(whys) / sizeof(whys[0]) - 1);
+    level = sh->fail_open_level;
+
+    ngx_http_tollgate_unlock(&zone->shpool->mutex);
+
+    if (undecided == 0) {
+        return;     /* another worker said it meanwhile */
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "tollgate admitted %uL requests without a decision in "
+                  "zone \"%V\" since the last such line, the last of app "
+                  "\"%*s\" in cluster \"%*s\" at level %i: %s", undecided,
+                  &zone->name, app_len, app, cluster_len, cluster, level,
+                  whys[why]);
 }
 
 
