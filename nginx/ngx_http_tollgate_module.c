@@ -468,6 +468,9 @@ ngx_http_tollgate_profile_table(ngx_conf_t *cf,
     mcf->profile_mask = size - 1;
     p = mcf->profiles.elts;
 
+    /* no 16-bit key is this: the first lookup fills the cache */
+    mcf->last_profile_key = UINT32_MAX;
+
     for (i = 0; i < mcf->profiles.nelts; i++) {
         p[i].key = ngx_http_tollgate_profile_key(&p[i].name);
 

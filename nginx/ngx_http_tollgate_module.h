@@ -316,6 +316,13 @@ typedef struct {
     /* the profiles by key, open addressing as app_slots */
     ngx_http_tollgate_profile_t **profile_slots;
     ngx_uint_t                   profile_mask;
+
+    /*
+     * The profile the last lookup found, kept by each worker in its own
+     * copy of this configuration: most requests name the one before's.
+     */
+    uint32_t                     last_profile_key;
+    tg_cost_profile_t           *last_profile;
     ngx_array_t                  clusters;    /* ngx_http_tollgate_cluster_t */
     ngx_array_t                  apps;        /* ngx_http_tollgate_app_t */
     ngx_array_t                  zones;       /* declared, ngx_shm_zone_t * */
@@ -584,18 +591,26 @@ ngx_http_tollgate_dapp_cost(ngx_http_tollgate_main_conf_t *mcf,
         return fallback;
     }
 
+    if (d->profile == mcf->last_profile_key) {
+        return mcf->last_profile;
+    }
+
+    mcf->last_profile_key = d->profile;
+    mcf->last_profile = &mcf->default_cost;
+
     if (d->profile != 0) {
         for (i = d->profile & mcf->profile_mask;
              (p = mcf->profile_slots[i]) != NULL;
              i = (i + 1) & mcf->profile_mask)
         {
             if (p->key == d->profile) {
-                return &p->cost;
+                mcf->last_profile = &p->cost;
+                break;
             }
         }
     }
 
-    return &mcf->default_cost;
+    return mcf->last_profile;
 }
 
 
