@@ -33,10 +33,9 @@ static ngx_int_t ngx_http_tollgate_lease_wait(ngx_http_request_t *r,
 static ngx_http_tollgate_lease_rc_e ngx_http_tollgate_lease_noroom(
     ngx_http_request_t *r, ngx_http_tollgate_loc_conf_t *lcf,
     ngx_http_tollgate_main_conf_t *mcf, ngx_http_tollgate_ctx_t *ctx,
-    tg_grant_t *grant, ngx_http_tollgate_node_t *cnode)
-    NGX_HTTP_TOLLGATE_COLD;
+    tg_grant_t *grant, ngx_http_tollgate_node_t *cnode);
 static void ngx_http_tollgate_undecided_locked(
-    ngx_http_tollgate_ctx_t *ctx, ngx_uint_t why) NGX_HTTP_TOLLGATE_COLD;
+    ngx_http_tollgate_ctx_t *ctx, ngx_uint_t why);
 static void ngx_http_tollgate_lease_wake(ngx_http_request_t *r);
 
 

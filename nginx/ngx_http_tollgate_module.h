@@ -27,17 +27,6 @@
 /* buckets of tollgate_check_duration_seconds, in microseconds */
 #define NGX_HTTP_TOLLGATE_HIST_BUCKETS  8
 
-/*
- * For the rare branches of the request path (a full zone, a request
- * admitted undecided): kept out of line, so that inlining them does not
- * cost the usual request registers and instructions.
- */
-#if (defined __GNUC__)
-#define NGX_HTTP_TOLLGATE_COLD  __attribute__((cold, noinline))
-#else
-#define NGX_HTTP_TOLLGATE_COLD
-#endif
-
 
 typedef enum {
     NGX_HTTP_TOLLGATE_ALLOWED = 0,

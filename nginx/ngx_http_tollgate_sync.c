@@ -330,6 +330,13 @@ ngx_http_tollgate_say_undecided(ngx_http_tollgate_zone_t *zone,
 
     ngx_http_tollgate_lock(&zone->shpool->mutex);
 
+    /* again under the lock: another worker's tick may have said it */
+
+    if (now_ms - sh->fail_open_said_ms < 1000) {
+        ngx_http_tollgate_unlock(&zone->shpool->mutex);
+        return;
+    }
+
     undecided = sh->fail_open - sh->fail_open_said;
     sh->fail_open_said = sh->fail_open;
     sh->fail_open_said_ms = now_ms;
@@ -342,10 +349,6 @@ ngx_http_tollgate_say_undecided(ngx_http_tollgate_zone_t *zone,
     level = sh->fail_open_level;
 
     ngx_http_tollgate_unlock(&zone->shpool->mutex);
-
-    if (undecided == 0) {
-        return;     /* another worker said it meanwhile */
-    }
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "tollgate admitted %uL requests without a decision in "
